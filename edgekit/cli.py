@@ -1,0 +1,145 @@
+"""The ``edgekit`` command: a thin Click layer over the Python API. No pipeline logic lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+
+class _Group(click.Group):
+    """Turns EdgekitError into one line on stderr and exit status 1 (tracebacks are for bugs)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as error:
+            click.echo(f"error: {error.one_line()}", err=True)
+            ctx.exit(1)
+
+
+def _floats(_ctx, _param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def cli() -> None:
+    """From a PyTorch CNN to a fast, small, verified int8 model on an edge device."""
+
+
+@cli.command("models")
+@click.option("--filter", "pattern", default=None, help="Glob over model names, e.g. 'mobilenet*'.")
+def models_command(pattern: str | None) -> None:
+    """List the registered models."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgekit.models import get_spec, list_models
+
+    table = Table(title="edgekit models")
+    for title in ("name", "input", "channels", "classes", "description"):
+        table.add_column(title)
+    for name in list_models(pattern):
+        spec = get_spec(name)
+        table.add_row(name, f"{spec.input_size}x{spec.input_size}", str(spec.in_channels),
+                      str(spec.num_classes), spec.description)
+    Console().print(table)
+
+
+@cli.command("targets")
+def targets_command() -> None:
+    """List the target profiles (targets/*.toml) with their settings."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgekit.targets import list_targets, load_target
+
+    table = Table(title="edgekit targets")
+    for title in ("name", "arch", "runtime", "threads", "int8 settings", "description"):
+        table.add_column(title)
+    for name in list_targets():
+        target = load_target(name)
+        quant = ", ".join(f"{k}={v}" for k, v in target.quantization.to_dict().items())
+        table.add_row(name, target.arch, target.runtime, str(target.threads), quant, target.description)
+    Console().print(table)
+
+
+@cli.command("build")
+@click.option("--model", "-m", required=True, help="Registered model name, or a path to an .onnx file.")
+@click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
+@click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
+@click.option("--calib-size", default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]),
+              help="Override the target's calibration method (ONNX Runtime targets).")
+@click.option("--weights", type=click.Path(), help="state_dict or edgekit checkpoint (loaded weights_only).")
+@click.option("--out", "-o", type=click.Path(), help="Artifact folder [default: artifacts/<model>-<target>].")
+@click.option("--num-classes", type=int, help="Classifier size [default: the model's].")
+@click.option("--in-channels", type=int, help="Input channels, 1 or 3 [default: the model's].")
+@click.option("--input-size", type=int, help="Square input size in pixels [default: the model's].")
+@click.option("--mean", callback=_floats, help="Per-channel mean, e.g. 0.485,0.456,0.406.")
+@click.option("--std", callback=_floats, help="Per-channel std.")
+@click.option("--exporter", type=click.Choice(["legacy", "dynamo"]), default="legacy", show_default=True)
+@click.option("--opset", type=int, help="ONNX opset [default: 17 legacy, 18 dynamo].")
+@click.option("--parity-tol", default=1e-4, show_default=True, help="Max |ORT-PyTorch| / max|logit| allowed.")
+@click.option("--fp32-only", is_flag=True, help="Build without int8 (no calibration needed).")
+@click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def build_command(model, target, calib, calib_size, calib_method, weights, out, num_classes, in_channels,
+                  input_size, mean, std, exporter, opset, parity_tol, fp32_only, no_latency_check, force) -> None:
+    """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target."""
+    from edgekit.stages.build import BuildOptions, build_artifact
+
+    options = BuildOptions(calib=calib, calib_size=calib_size, exporter=exporter, opset=opset,
+                           calibration_method=calib_method, parity_tolerance=parity_tol, fp32_only=fp32_only,
+                           check_latency=not no_latency_check, force=force)
+    path = build_artifact(model, target, out, weights=weights, num_classes=num_classes, in_channels=in_channels,
+                          input_size=input_size, mean=mean, std=std, options=options)
+    click.echo(str(path))
+
+
+@cli.command("bench")
+@click.argument("artifact", type=click.Path())
+@click.option("--data", type=click.Path(), help="Labelled ImageFolder tree for top-1 accuracy and agreement.")
+@click.option("--limit", default=1000, show_default=True, help="Max evaluation images (deterministic sample).")
+@click.option("--runs", default=200, show_default=True, help="Timed runs per model after warm-up.")
+@click.option("--warmup", default=20, show_default=True)
+@click.option("--threads", type=int, help="Inference threads [default: the target's].")
+@click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path) -> None:
+    """Latency, throughput, memory, size and accuracy of every model in an artifact."""
+    from edgekit.stages.bench import bench_artifact
+    from edgekit.stages.bench_table import print_table
+
+    report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
+                            json_path=json_path, csv_path=csv_path)
+    print_table(report)
+    if any(not row.get("ok") for row in report["results"]):
+        raise EdgekitError("some models failed to run (see the table)")
+
+
+@cli.command("demo")
+@click.option("--workdir", type=click.Path(), default="demo-output", show_default=True)
+@click.option("--epochs", default=None, type=int, help="Training epochs [default: the demo's].")
+def demo_command(workdir, epochs) -> None:
+    """Offline end-to-end run: train on scikit-learn's digits, build for cpu, bench with accuracy."""
+    from edgekit.demo import run_demo
+
+    run_demo(workdir, epochs=epochs)
+
+
+def main() -> None:
+    cli(prog_name="edgekit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

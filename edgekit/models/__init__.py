@@ -1,0 +1,18 @@
+"""Registered models. Importing this package registers every family."""
+
+from edgekit.models import tiny, torchvision_nets  # noqa: F401  (registration side effect)
+from edgekit.models._registry import (
+    ModelConfig,
+    ModelSpec,
+    build_model,
+    default_config,
+    get_spec,
+    list_models,
+    register_model,
+)
+from edgekit.models.weights import load_checkpoint, load_weights, save_checkpoint
+
+__all__ = [
+    "ModelConfig", "ModelSpec", "build_model", "default_config", "get_spec", "list_models",
+    "load_checkpoint", "load_weights", "register_model", "save_checkpoint",
+]

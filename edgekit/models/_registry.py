@@ -1,0 +1,109 @@
+"""A small model registry in the style of torchvision.models: names -> builders + input specs."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from edgekit.errors import EdgekitError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the pipeline needs to know about a registered model besides its weights."""
+
+    name: str
+    builder: Callable
+    input_size: int
+    description: str
+    in_channels: int = 3
+    num_classes: int = 1000
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    # Shorter-side resize before the centre crop; None resizes straight to input_size.
+    resize: int | None = None
+    family: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def preprocessing(self, *, input_size: int | None = None, in_channels: int | None = None) -> Preprocessing:
+        size = input_size or self.input_size
+        channels = in_channels or self.in_channels
+        mean, std = self.mean, self.std
+        if channels != len(mean):
+            # A grayscale variant of an RGB model: use the average statistics per channel.
+            mean = (sum(mean) / len(mean),) * channels
+            std = (sum(std) / len(std),) * channels
+        resize = None
+        if self.resize is not None:
+            resize = round(self.resize * size / self.input_size)
+        return Preprocessing(input_size=(size, size), channels=channels, mean=mean, std=std, resize=resize)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, input_size: int, description: str, **spec_fields):
+    """Decorator: ``@register_model("mobilenet_v2", input_size=224, description=...)``."""
+
+    def wrap(builder: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelSpec(
+            name=name, builder=builder, input_size=input_size, description=description,
+            family=builder.__module__.rsplit(".", 1)[-1], **spec_fields,
+        )
+        return builder
+
+    return wrap
+
+
+def list_models(include: str | None = None) -> list[str]:
+    names = sorted(_REGISTRY)
+    return [n for n in names if include is None or fnmatch.fnmatch(n, include)]
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise EdgekitError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())} "
+            "(or pass a path to an .onnx file)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Enough to rebuild a registered model: stored in checkpoints and manifests."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_size: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "num_classes": self.num_classes,
+                "in_channels": self.in_channels, "input_size": self.input_size}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ModelConfig:
+        try:
+            return cls(str(record["name"]), int(record["num_classes"]),
+                       int(record["in_channels"]), int(record["input_size"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise EdgekitError(f"model config {record!r} lacks name/num_classes/in_channels/input_size") from error
+
+
+def default_config(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
+                   input_size: int | None = None) -> ModelConfig:
+    spec = get_spec(name)
+    return ModelConfig(name, num_classes or spec.num_classes, in_channels or spec.in_channels,
+                       input_size or spec.input_size)
+
+
+def build_model(config: ModelConfig):
+    """A freshly initialised ``torch.nn.Module`` for ``config``."""
+    spec = get_spec(config.name)
+    return spec.builder(num_classes=config.num_classes, in_channels=config.in_channels)

@@ -1,0 +1,55 @@
+"""Thin helpers to run a model file in ONNX Runtime or OpenVINO (used by stages and checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+
+def ort_session(path: Path, *, threads: int = 0):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EdgekitError(f"ONNX Runtime cannot load {path.name}: {first_line[:300]}") from None
+
+
+def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    session = ort_session(path)
+    name = session.get_inputs()[0].name
+    static_batch = session.get_inputs()[0].shape[0]
+    if isinstance(static_batch, int):
+        batch_size = static_batch
+    outputs = [session.run(None, {name: images[s:s + batch_size]})[0] for s in range(0, len(images), batch_size)]
+    return np.concatenate(outputs)
+
+
+def openvino_compiled(path: Path, *, threads: int = 0, precision: str | None = "f32", batch: int = 1):
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    shape = list(model.input(0).get_partial_shape())
+    shape[0] = batch
+    model.reshape({model.input(0): ov.PartialShape(shape)})
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return core.compile_model(model, "CPU", config)
+
+
+def openvino_logits(path: Path, images: np.ndarray, *, precision: str | None = "f32") -> np.ndarray:
+    compiled = openvino_compiled(path, precision=precision, batch=1)
+    request = compiled.create_infer_request()
+    return np.concatenate([request.infer({0: images[i:i + 1]})[0].copy() for i in range(len(images))])

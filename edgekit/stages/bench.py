@@ -1,0 +1,137 @@
+"""Benchmark every model of an artifact in every runtime that can run it here."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import read_manifest
+from edgekit.data import Preprocessing, labelled_images
+from edgekit.errors import EdgekitError
+from edgekit.progress import progress, say
+
+WORKER_TIMEOUT_S = 1800
+
+
+def run_worker(job: dict) -> dict:
+    """Run one measurement in a fresh interpreter; a crash becomes an error row, not a failure."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]))
+    try:
+        done = subprocess.run([sys.executable, "-m", "edgekit.stages.bench_worker"], input=json.dumps(job),
+                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
+        return {"ok": False, "error": f"worker exited with {done.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def host_info() -> dict:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "arch": platform.machine(), "logical_cores": psutil.cpu_count(),
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def measure_models(folder: Path, manifest: dict, *, threads: int, runs: int, warmup: int,
+                   data_path: Path | None = None, max_seconds: float | None = None,
+                   label: str = "benchmarking") -> list[dict]:
+    """One row per model entry of the manifest (in manifest order)."""
+    rows = []
+    entries = manifest["models"]
+    with progress(label, len(entries)) as advance:
+        for entry in entries:
+            job = {
+                "runtime": entry["runtime"], "model_path": str(folder / entry["file"]), "threads": threads,
+                "runs": runs, "warmup": warmup, "input_shape": manifest["input"]["shape"],
+                "inference_precision": manifest["target"].get("inference_precision"),
+                "model_config": manifest["model"].get("config"),
+                "data_path": str(data_path) if data_path else None,
+            }
+            if max_seconds:
+                job["max_seconds"] = max_seconds
+            result = run_worker(job)
+            rows.append({"file": entry["file"], "runtime": entry["runtime"], "precision": entry["precision"],
+                         "size_mb": _size_mb(folder, entry), **result})
+            advance()
+    return rows
+
+
+def _size_mb(folder: Path, entry: dict) -> float:
+    files = [entry["file"], *entry.get("companions", [])]
+    return sum((folder / f).stat().st_size for f in files) / 1e6
+
+
+def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
+    """Accuracy, agreement with the fp32 reference, and int8 speed-up over the same runtime's fp32."""
+    ok = [r for r in rows if r.get("ok")]
+    reference = next((r for r in ok if r["runtime"] == "pytorch"), None) or next(
+        (r for r in ok if r["precision"] == "fp32"), None)
+    for row in ok:
+        fp32 = next((r for r in ok if r["runtime"] == row["runtime"] and r["precision"] == "fp32"), None)
+        if row["precision"] != "fp32" and fp32 is not None:
+            row["speedup_vs_fp32"] = fp32["latency_ms"]["p50"] / row["latency_ms"]["p50"]
+        predictions = row.get("predictions")
+        if predictions is None:
+            continue
+        if labels is not None:
+            row["top1"] = float(np.mean(np.asarray(predictions) == np.asarray(labels)))
+        if reference is not None and reference.get("predictions") is not None:
+            row["agreement_with_fp32"] = float(np.mean(np.asarray(predictions) == np.asarray(reference["predictions"])))
+            row["reference"] = f"{reference['runtime']} {reference['file']}"
+
+
+def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limit: int = 1000,
+                   runs: int = 200, warmup: int = 20, threads: int | None = None,
+                   json_path: str | Path | None = None, csv_path: str | Path | None = None) -> dict:
+    folder = Path(artifact)
+    manifest = read_manifest(folder)
+    threads = threads or manifest["target"]["threads"]
+    if runs < 1 or warmup < 0:
+        raise EdgekitError(f"--runs must be >= 1 and --warmup >= 0, got {runs} and {warmup}")
+    labels = None
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+        data_path = None
+        if data is not None:
+            images = labelled_images(data).subset(limit, seed=0)
+            preprocessing = Preprocessing.from_dict(manifest["preprocessing"])
+            with progress("loading evaluation images", len(images)) as advance:
+                array = images.load(preprocessing, progress=advance)
+            data_path = Path(tmp) / "eval.npy"
+            np.save(data_path, array)
+            labels = images.labels
+            say(f"evaluating on {len(images)} labelled images from {data} ({len(images.classes)} classes)")
+        rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
+    add_comparisons(rows, labels)
+    for row in rows:
+        row.pop("predictions", None)
+    report = {
+        "artifact": str(folder), "model": manifest["model"]["name"], "target": manifest["target"]["name"],
+        "host": host_info(), "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
+                                          "eval_images": len(labels) if labels else 0},
+        "results": rows,
+    }
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    if csv_path:
+        from edgekit.stages.bench_table import write_csv
+
+        write_csv(report, Path(csv_path))
+    return report

@@ -1,0 +1,71 @@
+"""Rendering bench results: a terminal table (rich) and a flat CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = [
+    ("file", "model file"), ("runtime", "runtime"), ("precision", "prec"), ("size_mb", "MB"),
+    ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("mean", "mean ms"),
+    ("throughput_ips", "img/s"), ("speedup_vs_fp32", "vs fp32"), ("peak_rss_mb", "RSS MB"),
+    ("top1", "top-1"), ("agreement_with_fp32", "agree"),
+]
+LEFT = ("file", "runtime", "precision")
+MIN_WIDTH = 150  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
+
+
+def flatten(row: dict) -> dict:
+    flat = {key: row.get(key) for key, _ in COLUMNS}
+    for key in ("p50", "p90", "p99", "mean"):
+        flat[key] = row.get("latency_ms", {}).get(key)
+    flat["error"] = row.get("error")
+    return flat
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key in ("top1", "agreement_with_fp32"):
+        return f"{100 * value:.2f}%"
+    if key == "speedup_vs_fp32":
+        return f"{value:.2f}x"
+    if key == "peak_rss_mb" or key == "throughput_ips":
+        return f"{value:.0f}"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def print_table(report: dict, console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        console = Console(width=max(console.width, MIN_WIDTH))
+    settings = report["settings"]
+    host = report["host"]
+    table = Table(title=f"edgekit bench: {report['model']} for {report['target']} "
+                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {host['cpu']}",
+                  box=box.SIMPLE_HEAD)
+    for key, title in COLUMNS:
+        table.add_column(title, justify="left" if key in LEFT else "right", no_wrap=True)
+    for row in report["results"]:
+        flat = flatten(row)
+        if not row.get("ok"):
+            table.add_row(flat["file"], flat["runtime"], flat["precision"], _cell("size_mb", flat["size_mb"]),
+                          f"[red]failed: {flat['error']}[/red]", *["-"] * (len(COLUMNS) - 5))
+            continue
+        table.add_row(*[_cell(key, flat[key]) for key, _ in COLUMNS])
+    console.print(table)
+
+
+def write_csv(report: dict, path: Path) -> None:
+    keys = [key for key, _ in COLUMNS] + ["error"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["model", "target", *keys])
+        writer.writeheader()
+        for row in report["results"]:
+            writer.writerow({"model": report["model"], "target": report["target"], **flatten(row)})

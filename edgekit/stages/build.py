@@ -1,0 +1,231 @@
+"""``edgekit build``: model -> fp32 ONNX (export, simplify, parity) -> int8 for a target -> artifact."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import atomic_folder, write_manifest
+from edgekit.data import find_images
+from edgekit.errors import EdgekitError
+from edgekit.progress import progress, say, warn
+from edgekit.stages.source import SourceModel, resolve_model
+from edgekit.targets import Target, load_target
+
+PARITY_SAMPLES = 16
+VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    calib: str | Path | None = None
+    calib_size: int = 300
+    exporter: str = "legacy"
+    opset: int | None = None
+    calibration_method: str | None = None  # overrides the target's
+    parity_tolerance: float = 1e-4
+    fp32_only: bool = False
+    check_latency: bool = True
+    force: bool = False
+
+
+def versions() -> dict:
+    found = {}
+    for package in VERSIONED:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
+                   num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
+                   mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
+    """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
+    profile = load_target(target)
+    if options.calib is None and not options.fp32_only:
+        raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
+    if options.calibration_method and profile.quantization.backend == "nncf":
+        raise EdgekitError(f"--calib-method applies to ONNX Runtime targets; {profile.name} quantizes with NNCF")
+    if options.calib_size < 1:
+        raise EdgekitError(f"--calib-size must be >= 1, got {options.calib_size}")
+    source = resolve_model(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
+                           input_size=input_size, mean=mean, std=std)
+    calibration, calib_record = _calibration_images(source, options)
+    out = Path(out) if out is not None else Path("artifacts") / f"{source.name}-{profile.name}"
+    say(f"building {source.name} for target {profile.name} -> {out}")
+    with atomic_folder(out, overwrite=options.force) as staging, tempfile.TemporaryDirectory() as scratch:
+        manifest = _build_into(staging, Path(scratch), source, profile, calibration, calib_record, options)
+        from edgekit.stages.build_report import write_report
+
+        write_report(staging, manifest)
+        write_manifest(staging, manifest)
+    say(f"artifact written: {out}")
+    return out
+
+
+def _calibration_images(source: SourceModel, options: BuildOptions) -> tuple[np.ndarray | None, dict | None]:
+    if options.calib is None:
+        return None, None
+    available = find_images(options.calib)
+    chosen = available.subset(options.calib_size, seed=0)
+    with progress("loading calibration images", len(chosen)) as advance:
+        images = chosen.load(source.preprocessing, progress=advance)
+    record = {
+        "source": str(options.calib), "images": len(chosen), "available": len(available),
+        "selection": "all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list",
+        "sha256": chosen.content_sha256(), "non_image_files_ignored": available.skipped_non_images,
+    }
+    if available.skipped_non_images:
+        warn(f"ignored {available.skipped_non_images} non-image files in {options.calib}")
+    return images, record
+
+
+def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target,
+                calibration: np.ndarray | None, calib_record: dict | None, options: BuildOptions) -> dict:
+    from edgekit.stages import export, simplify
+
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": source.name, "source": source.kind, "config": source.config.to_dict() if source.config else None,
+                  "weights": source.weights},
+        "input": {"name": export.INPUT_NAME, "shape": list(source.preprocessing.input_shape), "layout": "NCHW",
+                  "dtype": "float32", "dynamic_batch": source.kind == "registry"},
+        "output": {"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
+        "preprocessing": source.preprocessing.to_dict(),
+        "target": profile.to_dict(),
+        "versions": versions(),
+        "models": [],
+    }
+    if calibration is not None:
+        check_inputs, check_source = calibration[:PARITY_SAMPLES], "calibration images"
+    else:
+        rng = np.random.default_rng(0)
+        check_inputs = rng.standard_normal((4, *source.preprocessing.input_shape[1:]), dtype=np.float32)
+        check_source = "random normal inputs (no calibration images given)"
+
+    fp32_onnx = folder / "model_fp32.onnx"
+    if source.kind == "registry":
+        from edgekit.models import save_checkpoint
+
+        raw = scratch / "exported.onnx"
+        with progress("exporting to ONNX", 1) as advance:
+            manifest["export"] = export.export_onnx(source.module, check_inputs, raw,
+                                                    exporter=options.exporter, opset=options.opset)
+            advance()
+        manifest["simplify"] = simplify.simplify_onnx(raw, fp32_onnx)
+        manifest["export"]["parity"] = export.check_parity(
+            source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source)
+        save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict())
+        manifest["models"].append(_entry("model_fp32.pt", "pytorch", "fp32", role="reference"))
+    else:
+        from edgekit.runtimes import ort_logits
+
+        manifest["export"] = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
+        manifest["simplify"] = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
+        parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs))
+        parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
+        manifest["export"]["parity"] = parity
+    manifest["models"].append(_entry("model_fp32.onnx", "onnxruntime", "fp32"))
+    p = manifest["simplify"]
+    say(f"fp32 ONNX: {p['nodes_before']} -> {p['nodes_after']} nodes; parity max normalised diff "
+        f"{manifest['export']['parity']['max_normalised_diff']:.1e}")
+
+    if calibration is None:
+        manifest["quantization"] = {"skipped": "--fp32-only: no int8 model built"}
+    elif profile.quantization.backend == "onnxruntime":
+        _quantize_for_ort(folder, manifest, profile, calibration, options)
+    else:
+        _quantize_for_openvino(folder, manifest, profile, calibration)
+    if calibration is not None:
+        manifest["quantization"]["calibration"] = calib_record
+    manifest["latency_check"] = _latency_check(folder, manifest, profile, options)
+    manifest["recommended_model"] = _recommend(manifest)
+    return manifest
+
+
+def _entry(file: str, runtime: str, precision: str, **extra) -> dict:
+    formats = {"pytorch": "pytorch-state-dict", "onnxruntime": "onnx", "openvino": "openvino-ir"}
+    return {"file": file, "format": formats[runtime], "runtime": runtime, "precision": precision, **extra}
+
+
+def _quantize_for_ort(folder, manifest, profile, calibration, options) -> None:
+    from dataclasses import replace
+
+    from edgekit.runtimes import ort_logits
+    from edgekit.stages.export import compare_logits
+    from edgekit.stages.quantize_ort import quantize_onnx_static
+
+    settings = profile.quantization
+    if options.calibration_method:
+        settings = replace(settings, calibration_method=options.calibration_method)
+    int8_path = folder / "model_int8.onnx"
+    manifest["quantization"] = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
+    manifest["models"].append(_entry("model_int8.onnx", "onnxruntime", "int8"))
+    fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
+    manifest["quantization"]["int8_vs_fp32"] = {
+        **compare_logits(fp32, ort_logits(int8_path, calibration)), "inputs": "calibration images (in-sample)"}
+
+
+def _quantize_for_openvino(folder, manifest, profile, calibration) -> None:
+    from edgekit.runtimes import openvino_logits
+    from edgekit.stages.export import compare_logits
+    from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
+
+    ir = folder / "openvino"
+    ir.mkdir()
+    manifest["conversion"] = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
+    manifest["models"].append(_entry("openvino/model_fp32.xml", "openvino", "fp32", companions=["openvino/model_fp32.bin"]))
+    say("quantizing with NNCF")
+    manifest["quantization"] = quantize_openvino(ir / "model_fp32.xml", ir / "model_int8.xml", calibration,
+                                                 profile.quantization)
+    manifest["models"].append(_entry("openvino/model_int8.xml", "openvino", "int8", companions=["openvino/model_int8.bin"]))
+    precision = profile.inference_precision
+    fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
+    int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
+    manifest["quantization"]["int8_vs_fp32"] = {**compare_logits(fp32, int8), "inputs": "calibration images (in-sample)"}
+
+
+def _latency_check(folder: Path, manifest: dict, profile: Target, options: BuildOptions) -> dict:
+    """A short measured fp32 vs int8 comparison on this host, when the target's ISA is this host's."""
+    if not options.check_latency:
+        return {"measured": False, "reason": "disabled (--no-latency-check)"}
+    if not profile.runs_on_this_host:
+        return {"measured": False,
+                "reason": f"this host is {platform.machine()}, the target is {profile.arch}: measure on the board"}
+    from edgekit.stages.bench import measure_models
+
+    entries = [m for m in manifest["models"] if m["runtime"] == profile.runtime]
+    rows = measure_models(folder, {**manifest, "models": entries}, threads=profile.threads, runs=100,
+                          warmup=10, max_seconds=20, label="latency check")
+    timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}
+    failed = [f"{r['file']}: {r['error']}" for r in rows if not r.get("ok")]
+    if failed:
+        raise EdgekitError(f"a built model failed to run in {profile.runtime}: {failed[0]}")
+    result = {"measured": True, "runtime": profile.runtime, "threads": profile.threads, "batch": 1,
+              "p50_ms": timings}
+    if "int8" in timings:
+        result["int8_speedup"] = timings["fp32"] / timings["int8"]
+    return result
+
+
+def _recommend(manifest: dict) -> str:
+    """The model to deploy: int8, unless it was measured slower than fp32 on the target's runtime."""
+    by_precision = {m["precision"]: m["file"] for m in manifest["models"] if m["runtime"] != "pytorch"
+                    and m["runtime"] == manifest["target"]["runtime"]}
+    check = manifest["latency_check"]
+    if "int8" not in by_precision:
+        return by_precision["fp32"]
+    if check.get("measured") and check.get("int8_speedup", 1.0) < 1.0:
+        warn(f"int8 is SLOWER than fp32 here ({check['p50_ms']['int8']:.2f} ms vs {check['p50_ms']['fp32']:.2f} ms "
+             f"p50): the manifest recommends the fp32 model")
+        return by_precision["fp32"]
+    return by_precision["int8"]

@@ -1,0 +1,111 @@
+"""Resolve ``--model``: a registered name (+ optional weights) or an existing ONNX file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.data import Preprocessing
+from edgekit.errors import EdgekitError
+
+
+@dataclass
+class SourceModel:
+    name: str
+    preprocessing: Preprocessing
+    module: object | None = None  # torch.nn.Module for registered models
+    config: object | None = None  # ModelConfig for registered models
+    onnx_path: Path | None = None  # for ONNX input
+    weights: dict | None = None  # {"path", "sha256"} of the user's weights, if any
+
+    @property
+    def kind(self) -> str:
+        return "onnx" if self.onnx_path is not None else "registry"
+
+
+def resolve_model(model: str, *, weights: str | Path | None = None, num_classes: int | None = None,
+                  in_channels: int | None = None, input_size: int | None = None,
+                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> SourceModel:
+    if model.endswith(".onnx"):
+        if weights is not None:
+            raise EdgekitError("--weights applies to registered models, not to an .onnx --model")
+        return _onnx_source(Path(model), input_size=input_size, mean=mean, std=std)
+    return _registry_source(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
+                            input_size=input_size, mean=mean, std=std)
+
+
+def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
+    from edgekit.artifact import sha256_file
+    from edgekit.models import build_model, default_config, get_spec, load_checkpoint, load_weights
+
+    spec = get_spec(name)
+    config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    state, weights_record = None, None
+    if weights is not None:
+        saved_config, state = load_checkpoint(weights)
+        if saved_config is not None:
+            if saved_config.name != name:
+                raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
+            # The checkpoint knows its head and stem; explicit flags still win so a mismatch is reported.
+            config = default_config(name, num_classes=num_classes or saved_config.num_classes,
+                                    in_channels=in_channels or saved_config.in_channels,
+                                    input_size=input_size or saved_config.input_size)
+        weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
+    module = build_model(config)
+    if state is not None:
+        load_weights(module, state, source=str(weights))
+    preprocessing = spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
+    preprocessing = _override_stats(preprocessing, mean, std)
+    return SourceModel(name=name, preprocessing=preprocessing, module=module.eval(), config=config,
+                       weights=weights_record)
+
+
+def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:
+    if mean is None and std is None:
+        return preprocessing
+    try:
+        return Preprocessing(input_size=preprocessing.input_size, channels=preprocessing.channels,
+                             mean=tuple(mean or preprocessing.mean), std=tuple(std or preprocessing.std),
+                             resize=preprocessing.resize)
+    except ValueError as error:
+        raise EdgekitError(str(error)) from None
+
+
+def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
+    import onnx
+
+    from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+    from edgekit.runtimes import ort_session
+
+    if not path.is_file():
+        raise EdgekitError(f"ONNX model {path} does not exist")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as error:  # protobuf DecodeError, ValidationError, ...
+        raise EdgekitError(f"{path} is not a valid ONNX model (corrupt or truncated file?)") from error
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise EdgekitError(f"{path.name} has {len(inputs)} inputs; edgekit handles single-image-input CNNs")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        raise EdgekitError(f"{path.name} input {inputs[0].name!r} has rank {len(dims)}, expected NCHW (rank 4)")
+    channels, height, width = dims[1:]
+    if channels not in (1, 3):
+        raise EdgekitError(f"{path.name} input has {channels} channels; expected 1 (grayscale) or 3 (RGB) in NCHW")
+    if height is None or width is None:
+        if input_size is None:
+            raise EdgekitError(f"{path.name} has a dynamic image size: pass --input-size")
+        height = width = input_size
+    elif input_size is not None and (height, width) != (input_size, input_size):
+        raise EdgekitError(f"wrong input shape: --input-size {input_size} but {path.name} expects {height}x{width}")
+    ort_session(path)  # fails here, with the op's name, if ONNX Runtime cannot run the graph
+    default_mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
+    default_std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
+    try:
+        preprocessing = Preprocessing(input_size=(height, width), channels=channels,
+                                      mean=tuple(mean or default_mean), std=tuple(std or default_std))
+    except ValueError as error:
+        raise EdgekitError(str(error)) from None
+    return SourceModel(name=path.stem, preprocessing=preprocessing, onnx_path=path)
