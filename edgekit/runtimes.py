@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,31 @@ def ort_session(path: Path, *, threads: int = 0):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EdgekitError(f"ONNX Runtime cannot load {path.name}: {first_line[:300]}") from None
+        raise EdgekitError(f"ONNX Runtime cannot load {Path(path).name}: {explain_ort_error(path, error)}") from None
+
+
+STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+
+
+def explain_ort_error(path: Path, error: Exception) -> str:
+    """ORT's load errors carry C++ file names and signatures; keep the part a user can act on."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+        custom = sorted({f"{n.domain}::{n.op_type}" for n in graph.node if n.domain not in STANDARD_DOMAINS})
+    except Exception:  # the file itself may be what is broken; fall back to ORT's words
+        custom = []
+    if custom:
+        return f"unsupported op(s) {', '.join(custom)} (custom domain, no kernel in ONNX Runtime)"
+    text = " ".join(str(error).split())
+    missing = re.search(r"Could not find an implementation for (\S+)", text)
+    if missing:
+        return f"unsupported op {missing.group(1)}"
+    text = text.split("failed:", 1)[-1]
+    # Drop "/onnxruntime_src/...cc:256 onnxruntime::Model::Model(...) " prefixes.
+    text = re.sub(r"^\s*\S+\.(?:cc|h|cpp):\d+ (?:[\w:~<>]+\(.*?\) )?", "", text)
+    return text[:300]
 
 
 def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""Shared fixtures: a learnable synthetic image task, a tiny model trained on it, built artifacts.
+
+Everything is generated here, so the suite runs on a fresh clone with no datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
+
+CLASSES = ("horizontal", "vertical", "checker", "blob")
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _pattern(kind: str, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    period = rng.integers(4, 9)
+    phase = rng.integers(0, period)
+    if kind == "horizontal":
+        mask = ((yy + phase) // (period // 2)) % 2
+    elif kind == "vertical":
+        mask = ((xx + phase) // (period // 2)) % 2
+    elif kind == "checker":
+        mask = (((yy + phase) // (period // 2)) + ((xx + phase) // (period // 2))) % 2
+    else:
+        cy, cx = rng.integers(8, 24, size=2)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(20, 60)).astype(int)
+    colour = rng.uniform(0.5, 1.0, size=3)
+    image = mask[..., None] * colour + rng.normal(0, 0.12, size=(size, size, 3))
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def write_pattern_dataset(root: Path, per_class: int, seed: int) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for kind in CLASSES:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            Image.fromarray(_pattern(kind, rng)).save(root / kind / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pattern_data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("patterns")
+    return {"train": write_pattern_dataset(root / "train", per_class=80, seed=1),
+            "val": write_pattern_dataset(root / "val", per_class=25, seed=2)}
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(pattern_data, tmp_path_factory) -> dict:
+    """tiny_cnn trained on the pattern task; returns the checkpoint path and validation accuracy."""
+    from edgekit.data import labelled_images
+    from edgekit.models import build_model, default_config, get_spec, save_checkpoint
+    from edgekit.training import FitConfig, accuracy, fit
+
+    config = default_config("tiny_cnn", num_classes=len(CLASSES))
+    preprocessing = get_spec("tiny_cnn").preprocessing()
+    train, val = labelled_images(pattern_data["train"]), labelled_images(pattern_data["val"])
+    x_train, x_val = train.load(preprocessing), val.load(preprocessing)
+    model = build_model(config)
+    fit(model, x_train, np.asarray(train.labels), FitConfig(epochs=8, batch_size=32, lr=1e-2))
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", config, model.state_dict())
+    return {"checkpoint": path, "val_accuracy": accuracy(model, x_val, np.asarray(val.labels)),
+            "model": model, "x_val": x_val, "y_val": np.asarray(val.labels)}
+
+
+def build_tiny(target: str, out: Path, pattern_data, trained_tiny, **options) -> Path:
+    from edgekit.stages.build import BuildOptions, build_artifact
+
+    options.setdefault("calib", pattern_data["train"])
+    options.setdefault("calib_size", 64)
+    return build_artifact("tiny_cnn", target, out, weights=trained_tiny["checkpoint"],
+                          options=BuildOptions(**options))
+
+
+@pytest.fixture(scope="session")
+def cpu_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
+    return build_tiny("cpu", tmp_path_factory.mktemp("build") / "tiny-cpu", pattern_data, trained_tiny)
+
+
+@pytest.fixture(scope="session")
+def openvino_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
+    return build_tiny("openvino", tmp_path_factory.mktemp("build") / "tiny-ov", pattern_data, trained_tiny)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgekit.data import Preprocessing, find_images, labelled_images
+from edgekit.errors import EdgekitError
+
+GRAY = Preprocessing(input_size=(16, 16), channels=1, mean=(0.5,), std=(0.5,))
+
+
+def _png(path, value=128, size=(20, 10), mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value).save(path)
+
+
+def test_image_folder_tree_gets_sorted_class_labels(tmp_path):
+    _png(tmp_path / "b" / "1.png")
+    _png(tmp_path / "a" / "1.png")
+    _png(tmp_path / "a" / "2.pgm")
+    images = find_images(tmp_path)
+    assert images.classes == ["a", "b"]
+    assert images.labels == [0, 0, 1]
+
+
+def test_flat_folder_has_no_labels_and_ignores_other_files(tmp_path):
+    _png(tmp_path / "x.png")
+    (tmp_path / "README.txt").write_text("notes")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    images = find_images(tmp_path)
+    assert len(images) == 1 and images.labels is None and images.skipped_non_images == 2
+    with pytest.raises(EdgekitError, match="ImageFolder tree"):
+        labelled_images(tmp_path)
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.mkdir(), "has no images"),
+    (lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), r"has no images \(1 non-image files ignored\)"),
+])
+def test_unusable_folders_are_clear_errors(tmp_path, setup, message):
+    folder = tmp_path / "calib"
+    setup(folder)
+    with pytest.raises(EdgekitError, match=message):
+        find_images(folder)
+
+
+def test_undecodable_image_names_the_file(tmp_path):
+    _png(tmp_path / "ok.png")
+    (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
+    with pytest.raises(EdgekitError, match="broken.jpg"):
+        find_images(tmp_path).load(GRAY)
+
+
+def test_subset_is_deterministic_and_hash_tracks_content(tmp_path):
+    for i in range(20):
+        _png(tmp_path / f"{i:02d}.png", value=i)
+    images = find_images(tmp_path)
+    first, second = images.subset(5), images.subset(5)
+    assert first.files == second.files and len(first) == 5
+    before = first.content_sha256()
+    _png(first.files[0], value=250)
+    assert first.content_sha256() != before
+
+
+def test_preprocessing_resizes_and_normalises(tmp_path):
+    _png(tmp_path / "white.png", value=255, size=(40, 30))
+    array = GRAY.load(tmp_path / "white.png")
+    assert array.shape == (1, 16, 16) and array.dtype == np.float32
+    np.testing.assert_allclose(array, 1.0)  # (1 - 0.5) / 0.5
+    rgb = Preprocessing(input_size=(8, 8), channels=3, mean=(0, 0, 0), std=(1, 1, 1), resize=10)
+    assert rgb.load(tmp_path / "white.png").shape == (3, 8, 8)  # grayscale file promoted to RGB
+
+
+def test_preprocessing_round_trips_through_the_manifest_dict():
+    rgb = Preprocessing(input_size=(224, 224), channels=3, mean=(0.1, 0.2, 0.3), std=(1, 2, 3), resize=256)
+    assert Preprocessing.from_dict(rgb.to_dict()) == rgb

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from edgekit.errors import EdgekitError
+from edgekit.models import build_model, default_config, get_spec, list_models, register_model
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_builds_and_runs(name):
+    spec = get_spec(name)
+    config = default_config(name, num_classes=7)
+    model = build_model(config).eval()
+    # 224-pixel ImageNet layouts also run at 64 px (adaptive pooling); it keeps the test fast.
+    size = min(spec.input_size, 64)
+    with torch.no_grad():
+        out = model(torch.randn(2, spec.in_channels, size, size))
+    assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "mobilenet_v2_cifar", "resnet101_cifar"])
+def test_grayscale_variant_takes_one_channel(name):
+    model = build_model(default_config(name, in_channels=1)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 32, 32)).shape[1] == get_spec(name).num_classes
+
+
+def _params(name: str, num_classes: int) -> int:
+    return sum(p.numel() for p in build_model(default_config(name, num_classes=num_classes)).parameters())
+
+
+def test_parameter_counts_match_the_papers_baselines():
+    # kEffNet papers: EfficientNet-B0 with a 10-class head has exactly 4,020,358 parameters.
+    assert _params("efficientnet_b0_cifar", 10) == 4_020_358
+    # Compression paper: ResNet-101 for CIFAR-10 42.513 M, VGG-19(-BN) for CIFAR-100 39.328 M.
+    assert _params("resnet101_cifar", 10) == pytest.approx(42.513e6, rel=0.001)
+    assert _params("vgg19_bn_cifar", 100) == pytest.approx(39.328e6, rel=0.001)
+
+
+def test_duplicate_names_are_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("tiny_cnn", input_size=32, description="dup")(lambda **_: None)
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(EdgekitError, match="registered models: .*mobilenet_v2"):
+        get_spec("mobilenet_v9")
+
+
+def test_cifar_preprocessing_resizes_directly_and_imagenet_crops():
+    assert get_spec("mobilenet_v2_cifar").preprocessing().resize is None
+    imagenet = get_spec("mobilenet_v2").preprocessing()
+    assert (imagenet.resize, imagenet.input_size) == (256, (224, 224))
+    assert get_spec("mobilenet_v2").preprocessing(input_size=112).resize == 128

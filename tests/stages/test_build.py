@@ -1,0 +1,117 @@
+import json
+
+import pytest
+
+from edgekit.artifact import MANIFEST, read_manifest, sha256_file
+from edgekit.errors import EdgekitError
+from edgekit.stages.build import _recommend
+
+from ..conftest import build_tiny
+
+
+def test_cpu_artifact_has_models_manifest_and_report(cpu_artifact):
+    manifest = read_manifest(cpu_artifact)
+    files = {m["file"]: m for m in manifest["models"]}
+    assert set(files) == {"model_fp32.pt", "model_fp32.onnx", "model_int8.onnx"}
+    assert files["model_int8.onnx"]["precision"] == "int8"
+    assert manifest["input"]["shape"] == [1, 3, 32, 32] and manifest["input"]["layout"] == "NCHW"
+    assert manifest["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert manifest["quantization"]["activation_type"] == "uint8"
+    assert manifest["quantization"]["calibration"]["images"] == 64
+    assert len(manifest["quantization"]["calibration"]["sha256"]) == 64
+    assert manifest["export"]["parity"]["passed"] is True
+    assert manifest["quantization"]["int8_vs_fp32"]["top1_agreement"] >= 0.9
+    assert manifest["latency_check"]["measured"] is True
+    for package in ("torch", "onnx", "onnxruntime", "openvino", "edgekit"):
+        assert manifest["versions"][package]
+    assert "Recommended for deployment" in (cpu_artifact / "REPORT.md").read_text()
+
+
+def test_manifest_hashes_match_every_file(cpu_artifact):
+    manifest = json.loads((cpu_artifact / MANIFEST).read_text())
+    on_disk = {p.name for p in cpu_artifact.iterdir()} - {MANIFEST}
+    assert set(manifest["files"]) == on_disk
+    for name, record in manifest["files"].items():
+        assert sha256_file(cpu_artifact / name) == record["sha256"]
+        assert (cpu_artifact / name).stat().st_size == record["bytes"]
+
+
+def test_tampered_artifact_is_detected(cpu_artifact, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cpu_artifact, copy)
+    with (copy / "model_int8.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(EdgekitError, match="does not match its sha256"):
+        read_manifest(copy)
+
+
+def test_openvino_artifact_has_ir_models_pinned_to_f32(openvino_artifact):
+    manifest = read_manifest(openvino_artifact)
+    files = {m["file"]: m for m in manifest["models"]}
+    assert {"openvino/model_fp32.xml", "openvino/model_int8.xml"} <= set(files)
+    assert (openvino_artifact / "openvino" / "model_int8.bin").is_file()
+    assert manifest["target"]["inference_precision"] == "f32"
+    assert manifest["quantization"]["backend"] == "nncf"
+    assert manifest["quantization"]["int8_vs_fp32"]["top1_agreement"] >= 0.9
+
+
+def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(pattern_data, trained_tiny, tmp_path):
+    out = build_tiny("rpi4", tmp_path / "pi", pattern_data, trained_tiny)
+    manifest = read_manifest(out)
+    assert manifest["target"]["arch"] == "aarch64"
+    assert "dot-product" in manifest["target"]["rationale"]["int8_expectation"]
+    assert manifest["latency_check"]["measured"] is False
+    report = (out / "REPORT.md").read_text()
+    assert "Not measured" in report and "dot-product" in report
+    # Both models ship: fp32 is the fallback where int8 does not pay off.
+    assert {"model_fp32.onnx", "model_int8.onnx"} <= {m["file"] for m in manifest["models"]}
+
+
+def test_failed_build_leaves_nothing_behind(pattern_data, trained_tiny, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(EdgekitError, match="parity"):
+        build_tiny("cpu", out, pattern_data, trained_tiny, parity_tolerance=0.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rebuild_keeps_the_previous_artifact(cpu_artifact, pattern_data, trained_tiny):
+    before = (cpu_artifact / MANIFEST).read_text()
+    with pytest.raises(EdgekitError):
+        build_tiny("cpu", cpu_artifact, pattern_data, trained_tiny, parity_tolerance=0.0, force=True)
+    assert (cpu_artifact / MANIFEST).read_text() == before
+    assert not [p for p in cpu_artifact.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def test_existing_output_needs_force(cpu_artifact, pattern_data, trained_tiny):
+    with pytest.raises(EdgekitError, match="already exists"):
+        build_tiny("cpu", cpu_artifact, pattern_data, trained_tiny)
+
+
+def test_fp32_only_needs_no_calibration(pattern_data, trained_tiny, tmp_path):
+    out = build_tiny("cpu", tmp_path / "f", pattern_data, trained_tiny, calib=None, fp32_only=True,
+                     check_latency=False)
+    manifest = read_manifest(out)
+    assert [m["precision"] for m in manifest["models"]] == ["fp32", "fp32"]
+    assert manifest["recommended_model"] == "model_fp32.onnx"
+
+
+def test_missing_calibration_is_refused_before_any_work(pattern_data, trained_tiny, tmp_path):
+    with pytest.raises(EdgekitError, match="--calib"):
+        build_tiny("cpu", tmp_path / "x", pattern_data, trained_tiny, calib=None)
+
+
+def _manifest_with_timings(fp32_ms: float, int8_ms: float) -> dict:
+    return {
+        "target": {"runtime": "onnxruntime"},
+        "models": [{"file": "f.onnx", "runtime": "onnxruntime", "precision": "fp32"},
+                   {"file": "i.onnx", "runtime": "onnxruntime", "precision": "int8"}],
+        "latency_check": {"measured": True, "p50_ms": {"fp32": fp32_ms, "int8": int8_ms},
+                          "int8_speedup": fp32_ms / int8_ms},
+    }
+
+
+def test_slower_int8_is_not_recommended():
+    assert _recommend(_manifest_with_timings(6.0, 8.1)) == "f.onnx"
+    assert _recommend(_manifest_with_timings(3.5, 2.2)) == "i.onnx"
