@@ -15,7 +15,7 @@ import numpy as np
 from edgekit.artifact import read_manifest
 from edgekit.data import Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
-from edgekit.progress import progress, say
+from edgekit.progress import progress, say, warn
 
 WORKER_TIMEOUT_S = 1800
 
@@ -84,10 +84,14 @@ def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
     ok = [r for r in rows if r.get("ok")]
     reference = next((r for r in ok if r["runtime"] == "pytorch"), None) or next(
         (r for r in ok if r["precision"] == "fp32"), None)
+    ort_fp32 = next((r for r in ok if r["runtime"] == "onnxruntime" and r["precision"] == "fp32"), None)
     for row in ok:
         fp32 = next((r for r in ok if r["runtime"] == row["runtime"] and r["precision"] == "fp32"), None)
         if row["precision"] != "fp32" and fp32 is not None:
             row["speedup_vs_fp32"] = fp32["latency_ms"]["p50"] / row["latency_ms"]["p50"]
+        if ort_fp32 is not None and row is not ort_fp32:
+            # The common yardstick across runtimes: ONNX Runtime fp32 of the same network.
+            row["speedup_vs_ort_fp32"] = ort_fp32["latency_ms"]["p50"] / row["latency_ms"]["p50"]
         predictions = row.get("predictions")
         if predictions is None:
             continue
@@ -118,6 +122,10 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
             np.save(data_path, array)
             labels = images.labels
             say(f"evaluating on {len(images)} labelled images from {data} ({len(images.classes)} classes)")
+            expected = (manifest["model"].get("config") or {}).get("num_classes")
+            if expected is not None and expected != len(images.classes):
+                warn(f"the model has {expected} classes but {data} has {len(images.classes)}: "
+                     "top-1 assumes class i is the i-th sub-folder in sorted order")
         rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
     add_comparisons(rows, labels)
     for row in rows:

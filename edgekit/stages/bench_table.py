@@ -12,11 +12,11 @@ from rich.table import Table
 COLUMNS = [
     ("file", "model file"), ("runtime", "runtime"), ("precision", "prec"), ("size_mb", "MB"),
     ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("mean", "mean ms"),
-    ("throughput_ips", "img/s"), ("speedup_vs_fp32", "vs fp32"), ("peak_rss_mb", "RSS MB"),
+    ("throughput_ips", "img/s"), ("speedup_vs_fp32", "vs fp32"), ("speedup_vs_ort_fp32", "vs ORT fp32"), ("peak_rss_mb", "RSS MB"),
     ("top1", "top-1"), ("agreement_with_fp32", "agree"),
 ]
 LEFT = ("file", "runtime", "precision")
-MIN_WIDTH = 150  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
+MIN_WIDTH = 160  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
 
 
 def flatten(row: dict) -> dict:
@@ -32,7 +32,7 @@ def _cell(key: str, value) -> str:
         return "-"
     if key in ("top1", "agreement_with_fp32"):
         return f"{100 * value:.2f}%"
-    if key == "speedup_vs_fp32":
+    if key.startswith("speedup"):
         return f"{value:.2f}x"
     if key == "peak_rss_mb" or key == "throughput_ips":
         return f"{value:.0f}"

@@ -19,6 +19,8 @@ from edgekit.stages.source import SourceModel, resolve_model
 from edgekit.targets import Target, load_target
 
 PARITY_SAMPLES = 16
+# Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
+MIN_INT8_AGREEMENT = 0.9
 VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
 
 
@@ -148,7 +150,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
     if calibration is not None:
         manifest["quantization"]["calibration"] = calib_record
     manifest["latency_check"] = _latency_check(folder, manifest, profile, options)
-    manifest["recommended_model"] = _recommend(manifest)
+    manifest["recommended_model"], manifest["recommendation_reason"] = _recommend(manifest)
     return manifest
 
 
@@ -217,15 +219,24 @@ def _latency_check(folder: Path, manifest: dict, profile: Target, options: Build
     return result
 
 
-def _recommend(manifest: dict) -> str:
-    """The model to deploy: int8, unless it was measured slower than fp32 on the target's runtime."""
-    by_precision = {m["precision"]: m["file"] for m in manifest["models"] if m["runtime"] != "pytorch"
-                    and m["runtime"] == manifest["target"]["runtime"]}
-    check = manifest["latency_check"]
+def _recommend(manifest: dict) -> tuple[str, str]:
+    """(model to deploy, why): int8 unless it disagrees with fp32 or was measured slower than fp32."""
+    by_precision = {m["precision"]: m["file"] for m in manifest["models"]
+                    if m["runtime"] == manifest["target"]["runtime"]}
     if "int8" not in by_precision:
-        return by_precision["fp32"]
+        return by_precision["fp32"], "no int8 model was built"
+    agreement = manifest["quantization"]["int8_vs_fp32"]["top1_agreement"]
+    if agreement < MIN_INT8_AGREEMENT:
+        warn(f"int8 agrees with fp32 on only {100 * agreement:.1f}% of the calibration images "
+             f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model")
+        return by_precision["fp32"], (f"int8 top-1 agrees with fp32 on {100 * agreement:.1f}% of calibration "
+                                      f"images, below {100 * MIN_INT8_AGREEMENT:.0f}%")
+    check = manifest["latency_check"]
     if check.get("measured") and check.get("int8_speedup", 1.0) < 1.0:
         warn(f"int8 is SLOWER than fp32 here ({check['p50_ms']['int8']:.2f} ms vs {check['p50_ms']['fp32']:.2f} ms "
              f"p50): the manifest recommends the fp32 model")
-        return by_precision["fp32"]
-    return by_precision["int8"]
+        return by_precision["fp32"], (f"int8 measured slower than fp32 on this host "
+                                      f"({check['int8_speedup']:.2f}x)")
+    if check.get("measured"):
+        return by_precision["int8"], f"int8 is {check['int8_speedup']:.2f}x faster than fp32 here"
+    return by_precision["int8"], "int8 agrees with fp32; latency not measured on this host"

@@ -23,7 +23,7 @@ def render_report(manifest: dict) -> str:
         "|---|---|---|",
         *[f"| {m['file']} | {m['runtime']} | {m['precision']} |" for m in manifest["models"]],
         "",
-        f"**Recommended for deployment: `{manifest['recommended_model']}`**",
+        f"**Recommended for deployment: `{manifest['recommended_model']}`** ({manifest['recommendation_reason']})",
         "",
         "## Checks",
         "",

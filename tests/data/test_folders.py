@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -74,3 +76,15 @@ def test_preprocessing_resizes_and_normalises(tmp_path):
 def test_preprocessing_round_trips_through_the_manifest_dict():
     rgb = Preprocessing(input_size=(224, 224), channels=3, mean=(0.1, 0.2, 0.3), std=(1, 2, 3), resize=256)
     assert Preprocessing.from_dict(rgb.to_dict()) == rgb
+
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "att_faces"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FACES.is_dir(), reason="../shared/datasets/att_faces is absent (it is on CI and dev machines)")
+def test_real_pgm_faces_load_as_a_40_class_image_folder():
+    images = labelled_images(FACES)
+    assert len(images.classes) == 40 and len(images) == 400
+    batch = images.subset(12).load(Preprocessing(input_size=(32, 32), channels=1, mean=(0.5,), std=(0.25,)))
+    assert batch.shape == (12, 1, 32, 32) and np.isfinite(batch).all() and batch.std() > 0.1

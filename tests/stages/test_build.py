@@ -102,16 +102,23 @@ def test_missing_calibration_is_refused_before_any_work(pattern_data, trained_ti
         build_tiny("cpu", tmp_path / "x", pattern_data, trained_tiny, calib=None)
 
 
-def _manifest_with_timings(fp32_ms: float, int8_ms: float) -> dict:
+def _manifest(fp32_ms: float | None, int8_ms: float | None, agreement: float = 1.0) -> dict:
+    measured = fp32_ms is not None
     return {
         "target": {"runtime": "onnxruntime"},
-        "models": [{"file": "f.onnx", "runtime": "onnxruntime", "precision": "fp32"},
+        "models": [{"file": "f.pt", "runtime": "pytorch", "precision": "fp32"},
+                   {"file": "f.onnx", "runtime": "onnxruntime", "precision": "fp32"},
                    {"file": "i.onnx", "runtime": "onnxruntime", "precision": "int8"}],
-        "latency_check": {"measured": True, "p50_ms": {"fp32": fp32_ms, "int8": int8_ms},
-                          "int8_speedup": fp32_ms / int8_ms},
+        "quantization": {"int8_vs_fp32": {"top1_agreement": agreement}},
+        "latency_check": {"measured": measured, "p50_ms": {"fp32": fp32_ms, "int8": int8_ms},
+                          "int8_speedup": fp32_ms / int8_ms if measured else None},
     }
 
 
-def test_slower_int8_is_not_recommended():
-    assert _recommend(_manifest_with_timings(6.0, 8.1)) == "f.onnx"
-    assert _recommend(_manifest_with_timings(3.5, 2.2)) == "i.onnx"
+def test_slower_or_disagreeing_int8_is_not_recommended():
+    model, reason = _recommend(_manifest(6.0, 8.1))
+    assert model == "f.onnx" and "slower" in reason
+    model, reason = _recommend(_manifest(3.5, 2.2, agreement=0.5))
+    assert model == "f.onnx" and "50.0%" in reason
+    assert _recommend(_manifest(3.5, 2.2))[0] == "i.onnx"
+    assert _recommend(_manifest(None, None))[0] == "i.onnx"  # e.g. rpi4 built on x86: not timed here

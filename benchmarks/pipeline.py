@@ -1,0 +1,114 @@
+"""Build and bench mobilenet_v2 (224) and efficientnet_b0 for the cpu and openvino targets.
+
+    .venv/bin/python benchmarks/pipeline.py [--cifar ../shared/datasets/cifar10/train] [--out benchmarks/results]
+
+Data: CIFAR-10 training images (ImageFolder), upscaled to 224 by each model's preprocessing.
+Weights: no pretrained weights can be downloaded here, so each network is randomly initialised and
+its BatchNorm statistics are re-estimated on 256 CIFAR-10 images (no weight is trained). Its top-1
+is therefore chance level (~10%); what this benchmark measures is latency, memory, size, ONNX parity
+and int8-vs-fp32 agreement on held-out images. Three disjoint slices of the image list are used:
+BN statistics, calibration (300), evaluation (500).
+Writes <out>/pipeline.json (everything) and <out>/pipeline.csv (one row per model file/runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.data import find_images
+from edgekit.models import build_model, default_config, get_spec, save_checkpoint
+from edgekit.models.batchnorm import recalibrate_batchnorm
+from edgekit.stages.bench import bench_artifact
+from edgekit.stages.bench_table import flatten, print_table
+from edgekit.stages.build import BuildOptions, build_artifact
+
+MODELS = ("mobilenet_v2", "efficientnet_b0")
+TARGETS = ("cpu", "openvino")
+
+
+def split_folder(images, work: Path) -> dict[str, Path]:
+    """Disjoint, deterministic slices as folders of symlinks (ImageFolder layout kept)."""
+    order = np.random.default_rng(123).permutation(len(images))
+    slices = {"bn": order[:256], "calib": order[256:556], "eval": order[556:1056]}
+    folders = {}
+    for name, indices in slices.items():
+        folder = work / name
+        for i in indices:
+            source = images.files[i]
+            link = folder / source.relative_to(images.root)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(source.resolve())
+        folders[name] = folder
+    return folders
+
+
+def pretrained_model(name: str):
+    """torchvision's ImageNet weights (downloaded by torchvision: needs internet access)."""
+    import torchvision
+
+    config = default_config(name, num_classes=1000)
+    model = build_model(config)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    model.load_state_dict(weights.get_state_dict(progress=True))
+    return model.eval(), config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cifar", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/cifar10/train"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--pretrained", action="store_true",
+                        help="use torchvision's ImageNet weights (downloads; agreement then reflects a trained net)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    work = out / "work"
+    folders = split_folder(find_images(args.cifar), work)
+    weights_note = ("torchvision ImageNet weights (1000 classes: CIFAR top-1 is meaningless, agreement is not)"
+                    if args.pretrained else
+                    "random init + BatchNorm statistics re-estimated on 256 CIFAR-10 images (top-1 is chance)")
+    summary = {"weights": weights_note,
+               "cifar": args.cifar, "runs": []}
+    rows = []
+    for name in args.models.split(","):
+        if args.pretrained:
+            model, config = pretrained_model(name)
+        else:
+            config = default_config(name, num_classes=10)
+            model = build_model(config)
+            bn_images = find_images(folders["bn"]).load(get_spec(name).preprocessing())
+            recalibrate_batchnorm(model, bn_images)
+        weights = save_checkpoint(work / f"{name}.pt", config, model.state_dict())
+        for target in args.targets.split(","):
+            artifact = build_artifact(name, target, work / f"{name}-{target}", weights=weights,
+                                      options=BuildOptions(calib=folders["calib"], force=True))
+            report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
+            print_table(report)
+            manifest = json.loads((artifact / "manifest.json").read_text())
+            summary["runs"].append({"model": name, "target": target, "bench": report,
+                                    "parity": manifest["export"]["parity"],
+                                    "build_latency_check": manifest["latency_check"],
+                                    "recommended_model": manifest["recommended_model"]})
+            rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
+    (out / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (out / "pipeline.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {out / 'pipeline.json'} and {out / 'pipeline.csv'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("EDGEKIT_NO_PROGRESS", "0")
+    sys.exit(main())
