@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
@@ -84,6 +85,7 @@ def main() -> int:
         if args.pretrained:
             model, config = pretrained_model(name)
         else:
+            torch.manual_seed(0)  # the same random network on every run
             config = default_config(name, num_classes=10)
             model = build_model(config)
             bn_images = find_images(folders["bn"]).load(get_spec(name).preprocessing())
@@ -98,7 +100,8 @@ def main() -> int:
             summary["runs"].append({"model": name, "target": target, "bench": report,
                                     "parity": manifest["export"]["parity"],
                                     "build_latency_check": manifest["latency_check"],
-                                    "recommended_model": manifest["recommended_model"]})
+                                    "recommended_model": manifest["recommended_model"],
+                                    "recommendation_reason": manifest["recommendation_reason"]})
             rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
     (out / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
     with (out / "pipeline.csv").open("w", newline="") as handle:
