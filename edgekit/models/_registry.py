@@ -76,34 +76,47 @@ def get_spec(name: str) -> ModelSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Enough to rebuild a registered model: stored in checkpoints and manifests."""
+    """Enough to rebuild a registered model: stored in checkpoints and manifests.
+
+    ``options`` are the builder's extra keyword arguments (e.g. the replicated blocks and split
+    position of a searched MobileNetV2); they must be JSON-serialisable.
+    """
 
     name: str
     num_classes: int
     in_channels: int
     input_size: int
+    options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "num_classes": self.num_classes,
-                "in_channels": self.in_channels, "input_size": self.input_size}
+        record = {"name": self.name, "num_classes": self.num_classes,
+                  "in_channels": self.in_channels, "input_size": self.input_size}
+        if self.options:
+            record["options"] = dict(self.options)
+        return record
 
     @classmethod
     def from_dict(cls, record: dict) -> ModelConfig:
         try:
-            return cls(str(record["name"]), int(record["num_classes"]),
-                       int(record["in_channels"]), int(record["input_size"]))
+            return cls(str(record["name"]), int(record["num_classes"]), int(record["in_channels"]),
+                       int(record["input_size"]), dict(record.get("options") or {}))
         except (KeyError, TypeError, ValueError) as error:
             raise EdgekitError(f"model config {record!r} lacks name/num_classes/in_channels/input_size") from error
 
 
 def default_config(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                   input_size: int | None = None) -> ModelConfig:
+                   input_size: int | None = None, options: dict | None = None) -> ModelConfig:
     spec = get_spec(name)
     return ModelConfig(name, num_classes or spec.num_classes, in_channels or spec.in_channels,
-                       input_size or spec.input_size)
+                       input_size or spec.input_size, dict(options or {}))
 
 
 def build_model(config: ModelConfig):
     """A freshly initialised ``torch.nn.Module`` for ``config``."""
     spec = get_spec(config.name)
-    return spec.builder(num_classes=config.num_classes, in_channels=config.in_channels)
+    try:
+        return spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
+    except TypeError as error:
+        if config.options and "unexpected keyword" in str(error):
+            raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}") from error
+        raise

@@ -49,7 +49,8 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
             # The checkpoint knows its head and stem; explicit flags still win so a mismatch is reported.
             config = default_config(name, num_classes=num_classes or saved_config.num_classes,
                                     in_channels=in_channels or saved_config.in_channels,
-                                    input_size=input_size or saved_config.input_size)
+                                    input_size=input_size or saved_config.input_size,
+                                    options=saved_config.options)
         weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
     module = build_model(config)
     if state is not None:
