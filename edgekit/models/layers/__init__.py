@@ -1,0 +1,1 @@
+"""Reusable building blocks of the papers' modified networks (one small file per block family)."""
