@@ -38,21 +38,28 @@ def cli() -> None:
 
 @cli.command("models")
 @click.option("--filter", "pattern", default=None, help="Glob over model names, e.g. 'mobilenet*'.")
-def models_command(pattern: str | None) -> None:
+@click.option("--stats", is_flag=True, help="Add parameters and multiply-adds (torch.utils.flop_counter).")
+def models_command(pattern: str | None, stats: bool) -> None:
     """List the registered models."""
     from rich.console import Console
     from rich.table import Table
 
-    from edgekit.models import get_spec, list_models
+    from edgekit.models import default_config, get_spec, list_models
 
-    table = Table(title="edgekit models")
-    for title in ("name", "input", "channels", "classes", "description"):
-        table.add_column(title)
+    table = Table(title="edgekit models" + (" (params and MACs at batch 1, default input size)" if stats else ""))
+    columns = ["name", "input", "channels", "classes"] + (["params (M)", "MACs (M)"] if stats else []) + ["description"]
+    for title in columns:
+        table.add_column(title, justify="right" if "(M)" in title else "left")
     for name in list_models(pattern):
         spec = get_spec(name)
-        table.add_row(name, f"{spec.input_size}x{spec.input_size}", str(spec.in_channels),
-                      str(spec.num_classes), spec.description)
-    Console().print(table)
+        row = [name, f"{spec.input_size}x{spec.input_size}", str(spec.in_channels), str(spec.num_classes)]
+        if stats:
+            from edgekit.models.stats import model_stats
+
+            counted = model_stats(default_config(name))
+            row += [f"{counted['params'] / 1e6:.3f}", f"{counted['macs'] / 1e6:.1f}"]
+        table.add_row(*row, spec.description)
+    Console(width=max(Console().width, 140)).print(table)
 
 
 @cli.command("targets")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
@@ -36,12 +37,24 @@ def _read(path: Path) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | Path) -> tuple[ModelConfig | None, dict]:
-    """(model config if the file records one, state_dict)."""
+@dataclass(frozen=True)
+class Checkpoint:
+    config: ModelConfig | None  # None for a bare state_dict
+    state_dict: dict
+    preprocessing: dict | None = None  # Preprocessing.to_dict() the weights were trained with
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
     payload = _read(Path(path))
     if payload.get("format") == CHECKPOINT_FORMAT:
-        return ModelConfig.from_dict(payload["model"]), payload["state_dict"]
-    return None, payload
+        return Checkpoint(ModelConfig.from_dict(payload["model"]), payload["state_dict"], payload.get("preprocessing"))
+    return Checkpoint(None, payload)
+
+
+def load_checkpoint(path: str | Path) -> tuple[ModelConfig | None, dict]:
+    """(model config if the file records one, state_dict)."""
+    checkpoint = read_checkpoint(path)
+    return checkpoint.config, checkpoint.state_dict
 
 
 def load_weights(model, state_dict: dict, *, source: str) -> None:

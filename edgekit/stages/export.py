@@ -93,6 +93,6 @@ def check_parity(model, onnx_path: Path, images: np.ndarray, *, tolerance: float
     if not result["passed"]:
         raise EdgekitError(
             f"ONNX parity check failed: max |ORT - PyTorch| / max |logit| = {result['max_normalised_diff']:.2e} "
-            f"> tolerance {tolerance:.0e} ({onnx_path.name})"
+            f"> tolerance {tolerance:.0e} ({onnx_path.name}); very deep networks may need a larger --parity-tol"
         )
     return result

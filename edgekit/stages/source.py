@@ -36,13 +36,15 @@ def resolve_model(model: str, *, weights: str | Path | None = None, num_classes:
 
 def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
     from edgekit.artifact import sha256_file
-    from edgekit.models import build_model, default_config, get_spec, load_checkpoint, load_weights
+    from edgekit.models import build_model, default_config, get_spec, load_weights
+    from edgekit.models.weights import read_checkpoint
 
     spec = get_spec(name)
     config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    state, weights_record = None, None
+    state, weights_record, saved_preprocessing = None, None, None
     if weights is not None:
-        saved_config, state = load_checkpoint(weights)
+        checkpoint = read_checkpoint(weights)
+        saved_config, state, saved_preprocessing = checkpoint.config, checkpoint.state_dict, checkpoint.preprocessing
         if saved_config is not None:
             if saved_config.name != name:
                 raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
@@ -55,7 +57,16 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
     module = build_model(config)
     if state is not None:
         load_weights(module, state, source=str(weights))
-    preprocessing = spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
+    if saved_preprocessing is not None:
+        # The weights were trained on this exact input pipeline (e.g. with a derived edge channel).
+        preprocessing = Preprocessing.from_dict(saved_preprocessing)
+        if preprocessing.input_shape[1:] != (config.in_channels, config.input_size, config.input_size):
+            raise EdgekitError(
+                f"checkpoint {weights} preprocessing gives {preprocessing.input_shape[1:]} inputs but the model "
+                f"takes {(config.in_channels, config.input_size, config.input_size)}"
+            )
+    else:
+        preprocessing = spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
     preprocessing = _override_stats(preprocessing, mean, std)
     return SourceModel(name=name, preprocessing=preprocessing, module=module.eval(), config=config,
                        weights=weights_record)
@@ -67,7 +78,7 @@ def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:
     try:
         return Preprocessing(input_size=preprocessing.input_size, channels=preprocessing.channels,
                              mean=tuple(mean or preprocessing.mean), std=tuple(std or preprocessing.std),
-                             resize=preprocessing.resize)
+                             resize=preprocessing.resize, derived=preprocessing.derived)
     except ValueError as error:
         raise EdgekitError(str(error)) from None
 

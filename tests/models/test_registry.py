@@ -51,3 +51,23 @@ def test_cifar_preprocessing_resizes_directly_and_imagenet_crops():
     imagenet = get_spec("mobilenet_v2").preprocessing()
     assert (imagenet.resize, imagenet.input_size) == (256, (224, 224))
     assert get_spec("mobilenet_v2").preprocessing(input_size=112).resize == 128
+
+
+def test_stats_use_torch_flop_counter_and_match_known_costs():
+    from edgekit.models.stats import model_stats
+
+    mobilenet = model_stats(default_config("mobilenet_v2"))
+    assert mobilenet["params"] == 3_504_872
+    assert mobilenet["macs"] == pytest.approx(300e6, rel=0.01)  # MobileNetV2 paper: 300 M multiply-adds
+    resnet = model_stats(default_config("resnet101_cifar"))
+    assert resnet["macs"] == pytest.approx(2520e6, rel=0.01)  # compression paper: 2520 M FLOPs (MACs)
+    assert resnet["flops"] == 2 * resnet["macs"]
+
+
+def test_models_stats_cli_prints_params():
+    from click.testing import CliRunner
+
+    from edgekit.cli import cli
+
+    result = CliRunner().invoke(cli, ["models", "--stats", "--filter", "tiny_cnn"])
+    assert result.exit_code == 0 and "0.045" in result.output  # 45,306 parameters
