@@ -134,6 +134,42 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
         raise EdgekitError("some models failed to run (see the table)")
 
 
+@cli.command("search")
+@click.option("--data", required=True, type=click.Path(), help="Labelled ImageFolder tree (split per class).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Folder for results, checkpoints, best config.")
+@click.option("--model", "-m", default="mobilenet_v2_rs_cifar", show_default=True)
+@click.option("--input-size", default=32, show_default=True)
+@click.option("--grayscale", is_flag=True, help="Load images as 1 channel (else RGB).")
+@click.option("--derived", multiple=True, type=click.Choice(["edges"]),
+              help="Extra input channel computed from the image (the split step's second stream).")
+@click.option("--val-fraction", default=0.2, show_default=True)
+@click.option("--root-epochs", default=30, show_default=True, help="Epochs to train the unmodified root model.")
+@click.option("--epochs", default=8, show_default=True, help="Training budget per candidate, in epochs...")
+@click.option("--minutes", type=float, help="...and/or in minutes (stops at the first epoch boundary past it).")
+@click.option("--lr", default=3e-3, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="Candidates trained concurrently (processes).")
+@click.option("--max-rounds", default=2, show_default=True, help="Greedy replication rounds at most.")
+@click.option("--max-candidates", type=int, help="Per round, only the first N eligible blocks / split positions.")
+@click.option("--max-params", type=int, help="Parameter budget for replicated models.")
+@click.option("--max-split", default=6, show_default=True, help="Largest split position tried in step 2.")
+@click.option("--merge", type=click.Choice(["concat_half", "concat"]), default="concat_half", show_default=True)
+@click.option("--target", "-t", default="cpu", show_default=True, help="Target whose int8 latency is measured.")
+@click.option("--latency-weight", default=0.0, show_default=True,
+              help="Objective: accuracy %% minus this x int8 p50 ms (0 = the paper's accuracy-only search).")
+def search_command(data, out, model, input_size, grayscale, derived, val_fraction, root_epochs, epochs, minutes, lr,
+                   workers, max_rounds, max_candidates, max_params, max_split, merge, target, latency_weight) -> None:
+    """Two-step search: greedy block replication, then the input-split position."""
+    from edgekit.search import SearchSettings, run_search
+    from edgekit.search.report import print_results
+
+    settings = SearchSettings(model=model, input_size=input_size, grayscale=grayscale, derived=tuple(derived),
+                              val_fraction=val_fraction, root_epochs=root_epochs, epochs=epochs, minutes=minutes,
+                              lr=lr, workers=workers, max_rounds=max_rounds, max_candidates=max_candidates,
+                              max_params=max_params,
+                              max_split=max_split, merge=merge, target=target, latency_weight=latency_weight)
+    print_results(run_search(data, out, settings))
+
+
 @cli.command("demo")
 @click.option("--workdir", type=click.Path(), default="demo-output", show_default=True)
 @click.option("--epochs", default=None, type=int, help="Training epochs [default: the demo's].")

@@ -23,11 +23,11 @@ def warn(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int) -> Iterator:
+def progress(description: str, total: int, *, enabled: bool = True) -> Iterator:
     """``with progress("calibrating", n) as advance: ... advance()``"""
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False, disable=os.environ.get("EDGEKIT_NO_PROGRESS") == "1",
+        console=console, transient=False, disable=not enabled or os.environ.get("EDGEKIT_NO_PROGRESS") == "1",
     )
     with bar:
         task = bar.add_task(description, total=total)

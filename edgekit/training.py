@@ -20,6 +20,9 @@ class FitConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int | None = None
+    # Wall-clock budget: training stops at the first epoch boundary past it (the schedule is cut short).
+    max_seconds: float | None = None
+    verbose: bool = True  # progress bar and summary line (off in parallel search workers)
 
 
 def accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -37,9 +40,12 @@ def accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 25
 def fit(model, images: np.ndarray, labels: np.ndarray, config: FitConfig = FitConfig(),
         val: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """Train ``model`` in place; returns one record per epoch (loss, train and val accuracy)."""
+    import time
+
     import torch
     from torch import nn
 
+    started = time.monotonic()
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -52,13 +58,15 @@ def fit(model, images: np.ndarray, labels: np.ndarray, config: FitConfig = FitCo
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(config.seed)
     history = []
-    with progress("training", config.epochs) as advance:
+    with progress("training", config.epochs, enabled=config.verbose) as advance:
         for epoch in range(config.epochs):
             model.train()
             order = torch.randperm(len(x), generator=generator)
             total = 0.0
             for start in range(0, len(x), config.batch_size):
                 batch = order[start:start + config.batch_size]
+                if len(batch) < 2:
+                    continue  # BatchNorm cannot normalise a batch of one in training mode
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x[batch]), y[batch])
                 loss.backward()
@@ -70,8 +78,11 @@ def fit(model, images: np.ndarray, labels: np.ndarray, config: FitConfig = FitCo
                 record["val_accuracy"] = accuracy(model, *val)
             history.append(record)
             advance()
+            if config.max_seconds is not None and time.monotonic() - started > config.max_seconds:
+                break
     model.eval()
     last = history[-1]
-    say(f"trained {config.epochs} epochs: loss {last['loss']:.3f}"
-        + (f", validation accuracy {100 * last['val_accuracy']:.1f}%" if "val_accuracy" in last else ""))
+    if config.verbose:
+        say(f"trained {len(history)} epochs: loss {last['loss']:.3f}"
+            + (f", validation accuracy {100 * last['val_accuracy']:.1f}%" if "val_accuracy" in last else ""))
     return history

@@ -65,6 +65,29 @@ class ImageSet:
         return np.stack(arrays)
 
 
+def split_per_class(images: ImageSet, *, val_fraction: float, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Deterministic stratified train/validation split of a labelled set (at least 1 val image per class)."""
+    if images.labels is None:
+        raise EdgekitError(f"{images.root} must be an ImageFolder tree (class sub-folders) to split it by class")
+    if not 0 < val_fraction < 1:
+        raise EdgekitError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in sorted(set(images.labels)):
+        members = [i for i, y in enumerate(images.labels) if y == label]
+        rng.shuffle(members)
+        n_val = max(1, round(len(members) * val_fraction))
+        val += members[:n_val]
+        train += members[n_val:]
+
+    def pick(indices: list[int]) -> ImageSet:
+        indices = sorted(indices)
+        return ImageSet(images.root, [images.files[i] for i in indices], [images.labels[i] for i in indices],
+                        images.classes, images.skipped_non_images)
+
+    return pick(train), pick(val)
+
+
 def find_images(directory: str | Path, *, purpose: str = "calibration") -> ImageSet:
     """Every image under ``directory`` (recursively), labelled if it is an ImageFolder tree."""
     root = Path(directory)

@@ -88,3 +88,27 @@ def test_real_pgm_faces_load_as_a_40_class_image_folder():
     assert len(images.classes) == 40 and len(images) == 400
     batch = images.subset(12).load(Preprocessing(input_size=(32, 32), channels=1, mean=(0.5,), std=(0.25,)))
     assert batch.shape == (12, 1, 32, 32) and np.isfinite(batch).all() and batch.std() > 0.1
+
+
+def test_split_per_class_is_stratified_disjoint_and_deterministic(tmp_path):
+    from edgekit.data import split_per_class
+
+    for label in "ab":
+        for i in range(10):
+            _png(tmp_path / label / f"{i}.png", value=i)
+    images = find_images(tmp_path)
+    train, val = split_per_class(images, val_fraction=0.2)
+    assert len(train) == 16 and len(val) == 4 and val.labels.count(0) == 2
+    assert not set(train.files) & set(val.files)
+    assert split_per_class(images, val_fraction=0.2)[1].files == val.files
+
+
+def test_derived_edge_channel_follows_the_colour_channels(tmp_path):
+    image = np.zeros((16, 16), dtype=np.uint8)
+    image[:, 8:] = 255  # one vertical edge
+    Image.fromarray(image).save(tmp_path / "edge.png")
+    pre = Preprocessing(input_size=(16, 16), channels=1, mean=(0, 0), std=(1, 1), derived=("edges",))
+    array = pre.load(tmp_path / "edge.png")
+    assert array.shape == (2, 16, 16) and pre.input_shape == (1, 2, 16, 16)
+    assert array[1, :, 7:9].min() > 0.5 and array[1, :, :6].max() == 0  # strong only at the edge
+    assert Preprocessing.from_dict(pre.to_dict()) == pre

@@ -1,0 +1,48 @@
+"""Training one search candidate, in its own process.
+
+A candidate is a model config plus the checkpoint of its parent: the child is built, initialised
+from the parent's trained weights (``transfer_weights``), trained for the budget, evaluated on the
+validation split and saved. Workers are separate processes (spawned), so candidates train
+concurrently without sharing an interpreter lock or a thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def train_candidate(job: dict) -> dict:
+    """job: config (dict), parent (checkpoint path or None), data (npz path), epochs, minutes, lr,
+    batch_size, seed, threads, out (checkpoint path), preprocessing (dict). Returns the result row."""
+    os.environ["EDGEKIT_NO_PROGRESS"] = "1"
+    import torch
+
+    from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
+    from edgekit.models.mobilenet_rs import transfer_weights
+    from edgekit.training import FitConfig, accuracy, fit
+
+    torch.set_num_threads(int(job["threads"]))
+    config = ModelConfig.from_dict(job["config"])
+    torch.manual_seed(int(job["seed"]))
+    model = build_model(config)
+    transfer = None
+    if job["parent"] is not None:
+        parent_config, parent_state = load_checkpoint(job["parent"])
+        parent = build_model(parent_config)
+        load_weights(parent, parent_state, source=job["parent"])
+        transfer = transfer_weights(parent, model)
+    data = np.load(job["data"])
+    started = time.monotonic()
+    minutes = job.get("minutes")
+    history = fit(model, data["x_train"], data["y_train"],
+                  FitConfig(epochs=int(job["epochs"]), batch_size=int(job["batch_size"]), lr=float(job["lr"]),
+                            seed=int(job["seed"]), max_seconds=minutes * 60 if minutes else None, verbose=False))
+    seconds = time.monotonic() - started
+    val_accuracy = accuracy(model, data["x_val"], data["y_val"])
+    save_checkpoint(Path(job["out"]), config, model.state_dict(), preprocessing=job["preprocessing"])
+    return {"checkpoint": job["out"], "val_accuracy": val_accuracy, "train_loss": history[-1]["loss"],
+            "epochs": len(history), "train_seconds": seconds, "transfer": transfer}

@@ -1,0 +1,247 @@
+"""Two-step search: greedy layer replication, then the split position (Soongswang et al.).
+
+Step 1 replicates one eligible inverted-residual block at a time: every candidate starts from its
+parent's trained weights and trains for the same budget, next to a *control* (the parent trained
+for that budget unchanged), so a replication is kept only if it beats more training of the parent.
+The best child becomes the next parent while that holds. Step 2 sweeps the split position of the
+input stem with the replications fixed. Candidates of a round train concurrently in separate
+processes; their int8 latency on the target is then measured one at a time by the build stage
+(never while anything else runs), so accuracy can be traded against measured latency.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.data import Preprocessing, labelled_images, split_per_class
+from edgekit.errors import EdgekitError
+from edgekit.progress import progress, say
+from edgekit.search.candidate import train_candidate
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    model: str = "mobilenet_v2_rs_cifar"
+    input_size: int = 32
+    grayscale: bool = False
+    derived: tuple[str, ...] = ()  # extra input channels computed from the image, e.g. ("edges",)
+    val_fraction: float = 0.2
+    root_epochs: int = 30
+    epochs: int = 8  # per candidate
+    minutes: float | None = None  # per-candidate wall-clock budget (stops at an epoch boundary)
+    lr: float = 3e-3
+    batch_size: int = 32
+    workers: int = 2
+    max_rounds: int = 2
+    max_candidates: int | None = None  # per round: the first N eligible blocks / split positions
+    max_params: int | None = None
+    split_positions: tuple[int, ...] = ()  # empty: every valid position up to max_split
+    max_split: int = 6
+    merge: str = "concat_half"
+    target: str = "cpu"
+    latency_weight: float = 0.0  # score = accuracy % - latency_weight * int8 p50 ms
+    seed: int = 0
+
+
+@dataclass
+class Candidate:
+    id: str
+    step: str
+    label: str
+    config: dict
+    parent: str | None
+    params: int = 0
+    macs: int = 0
+    val_accuracy: float | None = None
+    int8_p50_ms: float | None = None
+    fp32_p50_ms: float | None = None
+    score: float | None = None
+    checkpoint: str | None = None
+    epochs: int = 0
+    train_seconds: float = 0.0
+    transfer: dict | None = None
+    pareto: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class _Search:
+    def __init__(self, data_dir: Path, out: Path, settings: SearchSettings) -> None:
+        self.settings, self.out = settings, out
+        self.work = out / "work"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.candidates: list[Candidate] = []
+        self._prepare_data(data_dir)
+
+    # -- data ---------------------------------------------------------------------------------
+    def _prepare_data(self, data_dir: Path) -> None:
+        s = self.settings
+        images = labelled_images(data_dir)
+        train, val = split_per_class(images, val_fraction=s.val_fraction, seed=s.seed)
+        channels = 1 if s.grayscale else 3
+        total = channels + len(s.derived)
+        raw = Preprocessing(input_size=(s.input_size, s.input_size), channels=channels,
+                            mean=(0.0,) * total, std=(1.0,) * total, derived=s.derived)
+        with progress("loading images", len(train) + len(val)) as advance:
+            x_train, x_val = train.load(raw, progress=advance), val.load(raw, progress=advance)
+        # Normalisation statistics from the training split only, recorded with every checkpoint.
+        mean = x_train.mean(axis=(0, 2, 3))
+        std = x_train.std(axis=(0, 2, 3)) + 1e-6
+        self.preprocessing = Preprocessing(input_size=raw.input_size, channels=channels,
+                                           mean=tuple(float(m) for m in mean), std=tuple(float(v) for v in std),
+                                           derived=s.derived)
+        scale = lambda x: ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)  # noqa: E731
+        self.data_path = self.work / "data.npz"
+        np.savez(self.data_path, x_train=scale(x_train), y_train=np.asarray(train.labels),
+                 x_val=scale(x_val), y_val=np.asarray(val.labels))
+        self.calibration_dir = self._link_images(train, self.work / "train_images")
+        self.classes = images.classes
+        self.split_sizes = {"train": len(train), "val": len(val)}
+        say(f"{len(images.classes)} classes: {len(train)} training and {len(val)} validation images "
+            f"({total} input channels: {'gray' if channels == 1 else 'RGB'}"
+            + (f" + {'+'.join(s.derived)}" if s.derived else "") + ")")
+
+    @staticmethod
+    def _link_images(images, folder: Path) -> Path:
+        """The training split as an ImageFolder of symlinks: calibration never sees validation images."""
+        shutil.rmtree(folder, ignore_errors=True)
+        for path in images.files:
+            link = folder / path.relative_to(images.root)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+        return folder
+
+    # -- candidates ---------------------------------------------------------------------------
+    def _job(self, candidate: Candidate, epochs: int, threads: int) -> dict:
+        s = self.settings
+        parent = next((c for c in self.candidates if c.id == candidate.parent), None)
+        return {"config": candidate.config, "parent": parent.checkpoint if parent else None,
+                "data": str(self.data_path), "epochs": epochs, "minutes": s.minutes, "lr": s.lr,
+                "batch_size": s.batch_size, "seed": s.seed, "threads": threads,
+                "out": str(self.work / "checkpoints" / f"{candidate.id}.pt"),
+                "preprocessing": self.preprocessing.to_dict()}
+
+    def train(self, batch: list[Candidate], *, epochs: int, label: str) -> None:
+        workers = max(1, min(self.settings.workers, len(batch)))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        jobs = [self._job(c, epochs, threads) for c in batch]
+        with progress(label, len(batch)) as advance:
+            if workers == 1:
+                results = []
+                for job in jobs:
+                    results.append(train_candidate(job))
+                    advance()
+            else:
+                context = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                    futures = [pool.submit(train_candidate, job) for job in jobs]
+                    results = []
+                    for future in futures:
+                        results.append(future.result())
+                        advance()
+        for candidate, result in zip(batch, results):
+            candidate.checkpoint = result["checkpoint"]
+            candidate.val_accuracy = result["val_accuracy"]
+            candidate.epochs, candidate.train_seconds = result["epochs"], result["train_seconds"]
+            candidate.transfer = result["transfer"]
+        self.measure(batch)
+
+    def measure(self, batch: list[Candidate]) -> None:
+        """Params and MACs (torch flop counter); int8 and fp32 latency through the build stage."""
+        from edgekit.models import ModelConfig
+        from edgekit.models.stats import model_stats
+        from edgekit.stages.build import BuildOptions, build_artifact
+        from edgekit.targets import load_target
+
+        target = load_target(self.settings.target)
+        for candidate in batch:
+            stats = model_stats(ModelConfig.from_dict(candidate.config))
+            candidate.params, candidate.macs = stats["params"], stats["macs"]
+            if target.runs_on_this_host:
+                artifact = build_artifact(self.settings.model, target.name, self.work / "builds" / candidate.id,
+                                          weights=candidate.checkpoint,
+                                          options=BuildOptions(calib=self.calibration_dir, calib_size=100,
+                                                               force=True))
+                latency = json.loads((artifact / "manifest.json").read_text())["latency_check"]["p50_ms"]
+                candidate.fp32_p50_ms, candidate.int8_p50_ms = latency.get("fp32"), latency.get("int8")
+            candidate.score = 100 * candidate.val_accuracy - self.settings.latency_weight * (candidate.int8_p50_ms or 0.0)
+
+    def new(self, step: str, label: str, config, parent: Candidate | None) -> Candidate:
+        candidate = Candidate(id=f"c{len(self.candidates):02d}", step=step, label=label,
+                              config=config.to_dict(), parent=parent.id if parent else None)
+        self.candidates.append(candidate)
+        return candidate
+
+
+def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings = SearchSettings()) -> dict:
+    """Run both steps; write results.json, results.csv, best_config.json and best.pt under ``out``."""
+    from edgekit.models import ModelConfig, default_config
+    from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
+    from edgekit.targets import load_target
+
+    target = load_target(settings.target)
+    if settings.latency_weight and not target.runs_on_this_host:
+        raise EdgekitError(f"--latency-weight needs latency measured here; target {target.name} is {target.arch}")
+    out = Path(out)
+    search = _Search(Path(data_dir), out, settings)
+    s = settings
+    root_config = default_config(s.model, num_classes=len(search.classes),
+                                 in_channels=search.preprocessing.total_channels, input_size=s.input_size)
+    root = search.new("root", describe(root_config), root_config, None)
+    say(f"root {s.model}: training from scratch for {s.root_epochs} epochs")
+    search.train([root], epochs=s.root_epochs, label="root")
+
+    current = root
+    for round_index in range(s.max_rounds):
+        config = ModelConfig.from_dict(current.config)
+        child_configs = [with_replication(config, i) for i in eligible_blocks(config)][:s.max_candidates]
+        if s.max_params:
+            from edgekit.models.stats import model_stats
+
+            child_configs = [c for c in child_configs if model_stats(c)["params"] <= s.max_params]
+        if not child_configs:
+            say("no eligible replication within the parameter budget: step 1 stops")
+            break
+        control = search.new(f"1.{round_index + 1}", f"{describe(config)} (control: +{s.epochs} epochs, no change)",
+                             config, current)
+        children = [search.new(f"1.{round_index + 1}", describe(child), child, current) for child in child_configs]
+        say(f"step 1, round {round_index + 1}: {len(children)} replications of {describe(config)} + control")
+        search.train([control, *children], epochs=s.epochs, label=f"step 1 round {round_index + 1}")
+        best = max(children, key=lambda c: c.score)
+        if best.score <= control.score:
+            say(f"no replication beats the control ({best.score:.2f} <= {control.score:.2f}): step 1 stops")
+            break
+        current = best
+
+    config = ModelConfig.from_dict(current.config)
+    positions = [k for k in split_positions(config)
+                 if (k in s.split_positions if s.split_positions else k <= s.max_split)][:s.max_candidates]
+    if positions:
+        control = search.new("2", f"{describe(config)} (control: +{s.epochs} epochs, no split)", config, current)
+        splits = [search.new("2", describe(child), child, current)
+                  for child in (with_split(config, k, merge=s.merge) for k in positions)]
+        say(f"step 2: split positions {positions} of {describe(config)} + control")
+        search.train([control, *splits], epochs=s.epochs, label="step 2")
+    return _finish(search, out)
+
+
+def _finish(search: _Search, out: Path) -> dict:
+    from edgekit.search.report import mark_pareto, write_results
+
+    candidates = search.candidates
+    mark_pareto(candidates)
+    best = max(candidates, key=lambda c: (c.score, -c.params))
+    shutil.copyfile(best.checkpoint, out / "best.pt")
+    (out / "best_config.json").write_text(json.dumps({"candidate": best.id, "label": best.label, "config": best.config,
+                                                      "preprocessing": search.preprocessing.to_dict()}, indent=2) + "\n")
+    summary = {"settings": asdict(search.settings), "classes": len(search.classes), "split": search.split_sizes,
+               "best": best.id, "candidates": [asdict(c) for c in candidates]}
+    write_results(summary, out)
+    return summary
