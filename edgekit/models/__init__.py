@@ -1,6 +1,6 @@
 """Registered models. Importing this package registers every family."""
 
-from edgekit.models import tiny, torchvision_nets  # noqa: F401  (registration side effect)
+from edgekit.models import keffnet, mobilenet_rs, tiny, torchvision_nets  # noqa: F401  (registration side effect)
 from edgekit.models._registry import (
     ModelConfig,
     ModelSpec,

@@ -48,6 +48,7 @@ class SearchSettings:
     merge: str = "concat_half"
     target: str = "cpu"
     latency_weight: float = 0.0  # score = accuracy % - latency_weight * int8 p50 ms
+    calib_size: int = 100  # training images calibrating each candidate's int8 build
     seed: int = 0
 
 
@@ -167,7 +168,7 @@ class _Search:
             if target.runs_on_this_host:
                 artifact = build_artifact(self.settings.model, target.name, self.work / "builds" / candidate.id,
                                           weights=candidate.checkpoint,
-                                          options=BuildOptions(calib=self.calibration_dir, calib_size=100,
+                                          options=BuildOptions(calib=self.calibration_dir, calib_size=self.settings.calib_size,
                                                                force=True))
                 latency = json.loads((artifact / "manifest.json").read_text())["latency_check"]["p50_ms"]
                 candidate.fp32_p50_ms, candidate.int8_p50_ms = latency.get("fp32"), latency.get("int8")

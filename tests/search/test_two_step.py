@@ -8,7 +8,7 @@ from edgekit.search.two_step import Candidate, SearchSettings, run_search
 
 def test_search_runs_both_steps_and_writes_results(pattern_data, tmp_path):
     settings = SearchSettings(grayscale=True, derived=("edges",), root_epochs=3, epochs=1, max_rounds=1,
-                              max_candidates=1, max_split=1, workers=2, batch_size=32)
+                              max_candidates=1, max_split=1, workers=2, batch_size=32, calib_size=16)
     summary = run_search(pattern_data["train"], tmp_path, settings)
     steps = [c["step"] for c in summary["candidates"]]
     assert steps == ["root", "1.1", "1.1", "2", "2"]  # root, control + 1 replication, control + 1 split
