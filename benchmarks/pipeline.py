@@ -69,9 +69,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--model-options", action="append", default=[], metavar="NAME=JSON",
+                        help='builder options of one model, e.g. mobilenet_v2_rs_cifar={"replications":[5],"split_at":2}')
+    parser.add_argument("--tag", default="pipeline", help="result file name: <out>/<tag>.json/.csv")
     parser.add_argument("--pretrained", action="store_true",
                         help="use torchvision's ImageNet weights (downloads; agreement then reflects a trained net)")
     args = parser.parse_args()
+    options = {name: json.loads(text) for name, text in (item.split("=", 1) for item in args.model_options)}
     out = Path(args.out)
     work = out / "work"
     folders = split_folder(find_images(args.cifar), work)
@@ -86,29 +90,29 @@ def main() -> int:
             model, config = pretrained_model(name)
         else:
             torch.manual_seed(0)  # the same random network on every run
-            config = default_config(name, num_classes=10)
+            config = default_config(name, num_classes=10, options=options.get(name))
             model = build_model(config)
             bn_images = find_images(folders["bn"]).load(get_spec(name).preprocessing())
             recalibrate_batchnorm(model, bn_images)
         weights = save_checkpoint(work / f"{name}.pt", config, model.state_dict())
         for target in args.targets.split(","):
-            artifact = build_artifact(name, target, work / f"{name}-{target}", weights=weights,
+            artifact = build_artifact(name, target, work / f"{name}-{target}", weights=weights, num_classes=config.num_classes,
                                       options=BuildOptions(calib=folders["calib"], force=True))
             report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
             print_table(report)
             manifest = json.loads((artifact / "manifest.json").read_text())
-            summary["runs"].append({"model": name, "target": target, "bench": report,
+            summary["runs"].append({"model": name, "options": config.options, "target": target, "bench": report,
                                     "parity": manifest["export"]["parity"],
                                     "build_latency_check": manifest["latency_check"],
                                     "recommended_model": manifest["recommended_model"],
                                     "recommendation_reason": manifest["recommendation_reason"]})
             rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
-    (out / "pipeline.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (out / "pipeline.csv").open("w", newline="") as handle:
+    (out / f"{args.tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (out / f"{args.tag}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {out / 'pipeline.json'} and {out / 'pipeline.csv'}", file=sys.stderr)
+    print(f"wrote {out / args.tag}.json and .csv", file=sys.stderr)
     return 0
 
 

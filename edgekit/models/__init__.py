@@ -1,6 +1,13 @@
 """Registered models. Importing this package registers every family."""
 
-from edgekit.models import keffnet, mobilenet_rs, tiny, torchvision_nets  # noqa: F401  (registration side effect)
+from edgekit.models import (  # noqa: F401  (registration side effect)
+    compressed_resnet,
+    compressed_vgg,
+    keffnet,
+    mobilenet_rs,
+    tiny,
+    torchvision_nets,
+)
 from edgekit.models._registry import (
     ModelConfig,
     ModelSpec,

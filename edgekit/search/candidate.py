@@ -8,7 +8,6 @@ concurrently without sharing an interpreter lock or a thread pool.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 def train_candidate(job: dict) -> dict:
     """job: config (dict), parent (checkpoint path or None), data (npz path), epochs, minutes, lr,
     batch_size, seed, threads, out (checkpoint path), preprocessing (dict). Returns the result row."""
-    os.environ["EDGEKIT_NO_PROGRESS"] = "1"
     import torch
 
     from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
@@ -40,7 +38,8 @@ def train_candidate(job: dict) -> dict:
     minutes = job.get("minutes")
     history = fit(model, data["x_train"], data["y_train"],
                   FitConfig(epochs=int(job["epochs"]), batch_size=int(job["batch_size"]), lr=float(job["lr"]),
-                            seed=int(job["seed"]), max_seconds=minutes * 60 if minutes else None, verbose=False))
+                            seed=int(job["seed"]), max_seconds=minutes * 60 if minutes else None,
+                            verbose=bool(job.get("verbose", False))))
     seconds = time.monotonic() - started
     val_accuracy = accuracy(model, data["x_val"], data["y_val"])
     save_checkpoint(Path(job["out"]), config, model.state_dict(), preprocessing=job["preprocessing"])

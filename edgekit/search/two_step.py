@@ -103,6 +103,7 @@ class _Search:
         np.savez(self.data_path, x_train=scale(x_train), y_train=np.asarray(train.labels),
                  x_val=scale(x_val), y_val=np.asarray(val.labels))
         self.calibration_dir = self._link_images(train, self.work / "train_images")
+        self._link_images(val, self.work / "val_images")  # for `edgekit bench --data` on held-out images
         self.classes = images.classes
         self.split_sizes = {"train": len(train), "val": len(val)}
         say(f"{len(images.classes)} classes: {len(train)} training and {len(val)} validation images "
@@ -137,7 +138,8 @@ class _Search:
             if workers == 1:
                 results = []
                 for job in jobs:
-                    results.append(train_candidate(job))
+                    # In this process: the per-epoch progress bar is shown (workers stay silent).
+                    results.append(train_candidate({**job, "verbose": True}))
                     advance()
             else:
                 context = multiprocessing.get_context("spawn")
