@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
-from edgekit.models._registry import register_model
+from edgekit.models._columns import register_columns
 from edgekit.models.layers.dice import DiCE, StridedDiCE
 from edgekit.models.layers.fire import Fire
 from edgekit.models.layers.ghost import ghost_bottleneck
@@ -210,17 +209,4 @@ def compressed_resnet101(col: int, *, num_classes: int = 10, in_channels: int = 
     return CompressedResNet(COLUMNS_BY_NUMBER[col], num_classes=num_classes, in_channels=in_channels)
 
 
-def _register(column: ResNetColumn) -> None:
-    name = f"resnet101_c32_col{column.col}"
-
-    def build(*, num_classes: int, in_channels: int = 3) -> nn.Module:
-        return CompressedResNet(column, num_classes=num_classes, in_channels=in_channels)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"ResNet-101 (32x32), compression paper column {column.col}: {column.summary}."
-    register_model(name, input_size=32, description=f"ResNet-101 32x32, paper column {column.col}: {column.summary}",
-                   mean=CIFAR10_MEAN, std=CIFAR10_STD, num_classes=10)(build)
-
-
-for _column in COLUMNS:
-    _register(_column)
+register_columns(COLUMNS, CompressedResNet, prefix="resnet101_c32_col", title="ResNet-101")

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
-from edgekit.models._registry import register_model
+from edgekit.models._columns import register_columns
 from edgekit.models.layers.dice import DiCE
 from edgekit.models.layers.fire import Fire, with_bn
 from edgekit.models.layers.ghost import GhostModule
@@ -154,17 +153,4 @@ def compressed_vgg19(col: int, *, num_classes: int = 10, in_channels: int = 3) -
     return CompressedVGG(COLUMNS_BY_NUMBER[col], num_classes=num_classes, in_channels=in_channels)
 
 
-def _register(column: VGGColumn) -> None:
-    name = f"vgg19_c32_col{column.col}"
-
-    def build(*, num_classes: int, in_channels: int = 3) -> nn.Module:
-        return CompressedVGG(column, num_classes=num_classes, in_channels=in_channels)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"VGG-19 (32x32), compression paper column {column.col}: {column.summary}."
-    register_model(name, input_size=32, description=f"VGG-19 32x32, paper column {column.col}: {column.summary}",
-                   mean=CIFAR10_MEAN, std=CIFAR10_STD, num_classes=10)(build)
-
-
-for _column in COLUMNS:
-    _register(_column)
+register_columns(COLUMNS, CompressedVGG, prefix="vgg19_c32_col", title="VGG-19")
