@@ -12,6 +12,7 @@ import torch
 
 from edgekit.models import build_model, default_config, get_spec, list_models
 from edgekit.models.batchnorm import recalibrate_batchnorm
+from edgekit.models.stats import model_stats
 from edgekit.runtimes import openvino_logits, ort_logits
 from edgekit.stages.export import check_parity, compare_logits, export_onnx
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
@@ -28,7 +29,7 @@ FULL_SIZE_ONLY = {"vgg19"}
 def _cases():
     for name in list_models():
         spec = get_spec(name)
-        params = sum(p.numel() for p in build_model(default_config(name, num_classes=10)).parameters())
+        params = model_stats(default_config(name, num_classes=10))["params"]  # meta device: no allocation
         marks = [pytest.mark.slow] if params > HEAVY_PARAMS else []
         size = spec.input_size if name in FULL_SIZE_ONLY else min(spec.input_size, 64)
         yield pytest.param(name, size, id=name, marks=marks)
