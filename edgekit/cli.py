@@ -8,6 +8,7 @@ import click
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.train.command import train_command
 
 
 class _Group(click.Group):
@@ -168,6 +169,9 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
                               max_params=max_params,
                               max_split=max_split, merge=merge, target=target, latency_weight=latency_weight)
     print_results(run_search(data, out, settings))
+
+
+cli.add_command(train_command)
 
 
 @cli.command("demo")

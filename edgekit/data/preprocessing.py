@@ -93,20 +93,26 @@ class Preprocessing:
         """One image file -> float32 array of shape (channels, H, W)."""
         from PIL import Image
 
-        resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
         with Image.open(path) as image:
-            image = image.convert("L" if self.channels == 1 else "RGB")
-            height, width = self.input_size
-            if self.resize is None:
-                image = image.resize((width, height), resample[self.interpolation])
-            else:
-                scale = self.resize / min(image.size)
-                new_size = (max(width, round(image.size[0] * scale)), max(height, round(image.size[1] * scale)))
-                image = image.resize(new_size, resample[self.interpolation])
-                left = (image.size[0] - width) // 2
-                top = (image.size[1] - height) // 2
-                image = image.crop((left, top, left + width, top + height))
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
+            return self.apply(image)
+
+    def apply(self, image) -> np.ndarray:
+        """One PIL image -> float32 array of shape (channels, H, W)."""
+        from PIL import Image
+
+        resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        height, width = self.input_size
+        if self.resize is None:
+            image = image.resize((width, height), resample[self.interpolation])
+        else:
+            scale = self.resize / min(image.size)
+            new_size = (max(width, round(image.size[0] * scale)), max(height, round(image.size[1] * scale)))
+            image = image.resize(new_size, resample[self.interpolation])
+            left = (image.size[0] - width) // 2
+            top = (image.size[1] - height) // 2
+            image = image.crop((left, top, left + width, top + height))
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
         if pixels.ndim == 2:
             pixels = pixels[None, :, :]
         else:

@@ -18,7 +18,7 @@ from edgekit.models._registry import ModelConfig
 CHECKPOINT_FORMAT = "edgekit.checkpoint/1"
 
 
-def _read(path: Path) -> dict:
+def read_payload(path: Path) -> dict:
     import pickle
 
     import torch
@@ -45,7 +45,7 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    payload = _read(Path(path))
+    payload = read_payload(Path(path))
     if payload.get("format") == CHECKPOINT_FORMAT:
         return Checkpoint(ModelConfig.from_dict(payload["model"]), payload["state_dict"], payload.get("preprocessing"))
     return Checkpoint(None, payload)

@@ -1,0 +1,344 @@
+"""``train(config)``: the training stage, one process or one rank of a torchrun job.
+
+Rank 0 alone prints, logs and writes checkpoints; every rank computes. The global batch is split
+evenly over the ranks, so a run's hyper-parameters mean the same at any world size, and 1 process
+with batch B takes the same optimiser steps as N processes with B/N each (up to float summation order).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.data.preprocessing import Preprocessing
+from edgekit.errors import EdgekitError
+from edgekit.models import ModelConfig, build_model
+from edgekit.models.weights import save_checkpoint
+from edgekit.progress import progress, say
+from edgekit.train.data import load_training_data
+from edgekit.train.distributed import (DistContext, all_reduce_sums, barrier, broadcast_error,
+                                       init_distributed, shutdown)
+from edgekit.train.metrics_log import write_log
+from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
+from edgekit.train.state import (Progress, cpu_state_dict, read_training_checkpoint, restore_training,
+                                 save_training_checkpoint)
+
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig
+    preprocessing: Preprocessing
+    data: str  # an ImageFolder tree, or "cifar10"
+    out: Path
+    recipe: Recipe
+    val_fraction: float = 0.1
+    val_data: str | None = None
+    subset: int | None = None  # train on a deterministic sample of the training split
+    seed: int = 0
+    augment: bool = True
+    device: str = "auto"
+    amp: str = "off"  # off | bf16 | fp16
+    channels_last: bool | None = None  # None: on CUDA only, where cuDNN's NHWC kernels are faster
+    sync_batchnorm: bool = False
+    threads: int | None = None
+    workers: int = 0
+    resume: bool = False
+    force: bool = False
+    download: bool = False
+    verbose: bool = True
+
+    def run_identity(self) -> dict:
+        """What a resumed run must share with the interrupted one."""
+        return {"recipe": self.recipe.to_dict(), "data": {"source": self.data, "val_data": self.val_data,
+                "val_fraction": self.val_fraction, "subset": self.subset}, "seed": self.seed,
+                "augment": self.augment, "amp": self.amp}
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict] = field(default_factory=list)
+    best_val_accuracy: float = 0.0
+
+
+def train(config: TrainConfig) -> TrainResult:
+    context = init_distributed(config.device)
+    try:
+        return _train(config, context)
+    finally:
+        shutdown(context)
+
+
+def output_problem(out: Path, *, resume: bool, force: bool) -> str | None:
+    """Why ``out`` cannot take this run, or None."""
+    if out.exists() and not out.is_dir():
+        return f"output path {out} exists and is not a folder"
+    if (out / "last.pt").exists() and not (resume or force):
+        return f"{out} already holds a training run; pass --resume to continue it or --force to start over"
+    return None
+
+
+def _prepare_output(config: TrainConfig, context: DistContext) -> None:
+    """Refuse to overwrite a run by accident; every rank raises the same one-line error."""
+    message = None
+    if context.is_main:
+        message = output_problem(config.out, resume=config.resume, force=config.force)
+        if message is None:
+            if config.force and not config.resume and config.out.is_dir():
+                for name in ("last.pt", "best.pt", "log.json", "log.csv", "config.json"):
+                    (config.out / name).unlink(missing_ok=True)
+            config.out.mkdir(parents=True, exist_ok=True)
+    message = broadcast_error(context, message)
+    if message:
+        raise EdgekitError(message)
+
+
+def _set_threads(config: TrainConfig, context: DistContext) -> None:
+    import os
+
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    elif context.device.type == "cpu" and context.local_world_size > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // context.local_world_size))
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _build(config: TrainConfig, context: DistContext):
+    import torch
+
+    _seed_everything(config.seed)  # the same initial weights on every rank and in every resumed run
+    model = build_model(config.model)
+    if config.sync_batchnorm and context.device.type != "cuda":
+        raise EdgekitError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs only on GPUs")
+    if config.sync_batchnorm and context.distributed:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(context.device)
+    if _channels_last(config, context):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _channels_last(config: TrainConfig, context: DistContext) -> bool:
+    return context.device.type == "cuda" if config.channels_last is None else config.channels_last
+
+
+def _autocast(config: TrainConfig, context: DistContext):
+    import torch
+
+    if config.amp == "off":
+        return torch.autocast(context.device.type, enabled=False)
+    if config.amp not in AMP_DTYPES:
+        raise EdgekitError(f"unknown --amp {config.amp!r}; expected off, bf16 or fp16")
+    if config.amp == "fp16" and context.device.type != "cuda":
+        raise EdgekitError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
+    return torch.autocast(context.device.type, dtype=getattr(torch, AMP_DTYPES[config.amp]))
+
+
+def _loaders(config: TrainConfig, context: DistContext, data):
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    if config.recipe.batch_size % context.world_size:
+        raise EdgekitError(f"batch size {config.recipe.batch_size} is the global batch and must divide evenly "
+                           f"over {context.world_size} processes")
+    per_rank = config.recipe.batch_size // context.world_size
+    sampler = DistributedSampler(data.train, num_replicas=context.world_size, rank=context.rank,
+                                 shuffle=True, seed=config.seed)
+    # drop_last: BatchNorm cannot train on a final batch of one image.
+    train_loader = DataLoader(data.train, batch_size=per_rank, sampler=sampler, drop_last=True,
+                              num_workers=config.workers, pin_memory=context.device.type == "cuda")
+    if len(train_loader) == 0:
+        raise EdgekitError(f"{len(data.train)} training images make no full batch of {config.recipe.batch_size}; "
+                           "lower --batch-size")
+    # Validation: every rank takes an interleaved slice, no padding, so the summed counts are exact.
+    val_indices = list(range(context.rank, len(data.val), context.world_size))
+    from torch.utils.data import Subset
+
+    val_loader = DataLoader(Subset(data.val, val_indices), batch_size=256, num_workers=config.workers)
+    return sampler, train_loader, val_loader
+
+
+def _train(config: TrainConfig, context: DistContext) -> TrainResult:
+    import torch
+
+    _set_threads(config, context)
+    _prepare_output(config, context)
+    data = load_training_data(config.data, config.preprocessing, val_fraction=config.val_fraction, seed=config.seed,
+                              val_dir=config.val_data, subset=config.subset, augment=config.augment,
+                              download=config.download and context.is_main, verbose=config.verbose and context.is_main)
+    if len(data.classes) != config.model.num_classes:
+        raise EdgekitError(f"{config.data} has {len(data.classes)} classes, the model has {config.model.num_classes} "
+                           "outputs (pass --num-classes)")
+    model = _build(config, context)
+    sampler, train_loader, val_loader = _loaders(config, context, data)
+    optimizer = make_optimizer(config.recipe, model.parameters())
+    scheduler = make_scheduler(config.recipe, optimizer, steps_per_epoch=len(train_loader), epochs=config.recipe.epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+    run = config.run_identity()
+    state = Progress()
+    last_path, best_path = config.out / "last.pt", config.out / "best.pt"
+    if config.resume:
+        payload = _resume_payload(context, last_path, config, run)
+        state = restore_training(payload, path=last_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                 scaler=scaler)
+        if context.is_main and config.verbose:
+            say(f"resuming {last_path} at epoch {state.next_epoch + 1}/{config.recipe.epochs}")
+    if context.is_main:
+        _write_config(config, context, data, len(train_loader))
+    trained = model
+    if context.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[context.device] if context.device.type == "cuda" else None)
+    preprocessing = config.preprocessing.to_dict()
+    for epoch in range(state.next_epoch, config.recipe.epochs):
+        started = time.monotonic()
+        sampler.set_epoch(epoch)
+        data.train.set_epoch(epoch)
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        record.update(_train_epoch(config, context, trained, train_loader, optimizer, scheduler, scaler, epoch))
+        record.update(_evaluate(config, context, model, val_loader))
+        record["seconds"] = time.monotonic() - started
+        if config.recipe.schedule == "plateau":
+            scheduler.step(record["train_loss"])  # the papers' choice: plateau of the training loss
+        state.history.append(record)
+        state.next_epoch = epoch + 1
+        improved = record["val_accuracy"] > state.best_val_accuracy
+        if improved:
+            state.best_val_accuracy = record["val_accuracy"]
+        if context.is_main:
+            if improved:
+                save_checkpoint(best_path, config.model, cpu_state_dict(model), preprocessing=preprocessing,
+                                metrics=record, classes=data.classes)
+            save_training_checkpoint(last_path, config=config.model, model=model, preprocessing=preprocessing,
+                                     optimizer=optimizer, scheduler=scheduler, scaler=scaler, progress=state, run=run)
+            write_log(config.out, state.history)
+            if config.verbose:
+                _report_epoch(record, config.recipe.epochs, improved)
+        barrier(context)
+    return TrainResult(config.out, best_path, last_path, state.history, state.best_val_accuracy)
+
+
+def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: dict) -> dict:
+    """Rank 0 reads and checks the checkpoint and hands it to the others (other nodes may not see the file)."""
+    payload, message = None, None
+    if context.is_main:
+        try:
+            payload = read_training_checkpoint(path, config=config.model, run=run)
+        except EdgekitError as error:
+            message = error.one_line()
+    message = broadcast_error(context, message)
+    if message:
+        raise EdgekitError(message)
+    if context.distributed:
+        import torch.distributed as dist
+
+        box = [payload]
+        dist.broadcast_object_list(box, src=0)
+        payload = box[0]
+    return payload
+
+
+def _train_epoch(config, context, model, loader, optimizer, scheduler, scaler, epoch: int) -> dict:
+    import torch
+
+    model.train()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    memory_format = torch.channels_last if _channels_last(config, context) else torch.contiguous_format
+    loss_sum, correct, seen, compute_seconds = 0.0, 0.0, 0.0, 0.0
+    with progress(f"epoch {epoch + 1}/{config.recipe.epochs}", len(loader),
+                  enabled=config.verbose and context.is_main) as advance:
+        for images, labels in loader:
+            step_started = time.monotonic()
+            images = images.to(context.device, non_blocking=True, memory_format=memory_format)
+            labels = labels.to(context.device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(config, context):
+                logits = model(images)
+                loss = loss_fn(logits, labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if config.recipe.steps_per_batch:
+                scheduler.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            compute_seconds += time.monotonic() - step_started
+            advance()
+    loss_sum, correct, seen = all_reduce_sums(context, [loss_sum, correct, seen])
+    # Throughput of the whole job: images of all ranks over the slowest rank's step time.
+    slowest = _max_over_ranks(context, compute_seconds)
+    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen, "train_images": int(seen),
+            "images_per_second": seen / slowest if slowest > 0 else 0.0}
+
+
+def _max_over_ranks(context: DistContext, value: float) -> float:
+    if not context.distributed:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
+def _evaluate(config, context, model, loader) -> dict:
+    import torch
+
+    model.eval()
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    memory_format = torch.channels_last if _channels_last(config, context) else torch.contiguous_format
+    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    with torch.no_grad(), _autocast(config, context):
+        for images, labels in loader:
+            images = images.to(context.device, memory_format=memory_format)
+            labels = labels.to(context.device)
+            logits = model(images)
+            loss_sum += loss_fn(logits.float(), labels).item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+    loss_sum, correct, seen = all_reduce_sums(context, [loss_sum, correct, seen])
+    return {"val_loss": loss_sum / max(seen, 1), "val_accuracy": correct / max(seen, 1)}
+
+
+def _report_epoch(record: dict, epochs: int, improved: bool) -> None:
+    say(f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.3f}, "
+        f"train {100 * record['train_accuracy']:.1f}%, val {100 * record['val_accuracy']:.2f}%"
+        f"{' (best)' if improved else ''}, lr {record['lr']:.2e}, {record['images_per_second']:.0f} img/s, "
+        f"{record['seconds']:.0f} s")
+
+
+def _write_config(config: TrainConfig, context: DistContext, data, steps_per_epoch: int) -> None:
+    import torch
+
+    record = {
+        "model": config.model.to_dict(), "recipe": config.recipe.to_dict(), "data": data.fingerprint,
+        "seed": config.seed, "augment": config.augment, "amp": config.amp,
+        "channels_last": _channels_last(config, context), "sync_batchnorm": config.sync_batchnorm,
+        "world_size": context.world_size, "backend": context.backend, "device": str(context.device),
+        "per_process_batch": config.recipe.batch_size // context.world_size, "steps_per_epoch": steps_per_epoch,
+        "threads_per_process": torch.get_num_threads(), "torch": torch.__version__,
+    }
+    tmp = config.out / ".config.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(config.out / "config.json")
+
