@@ -174,6 +174,33 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
 cli.add_command(train_command)
 
 
+@cli.command("prune")
+@click.option("--weights", "-w", required=True, type=click.Path(), help="edgekit checkpoint (e.g. best.pt of a run).")
+@click.option("--data", required=True, help="The ImageFolder tree it was trained on (same split), or 'cifar10'.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Folder for pruned.pt and prune_report.json.")
+@click.option("--method", type=click.Choice(["channels", "l1-unstructured"]), default="channels", show_default=True,
+              help="channels: torch-pruning structured (smaller, faster); l1-unstructured: the paper's global L1.")
+@click.option("--sparsity", type=float, required=True,
+              help="channels: fraction of channels removed; l1-unstructured: conv-weight sparsity to reach.")
+@click.option("--amount", default=0.2, show_default=True, help="l1-unstructured: share of remaining weights per round.")
+@click.option("--finetune-epochs", default=1, show_default=True, help="Per round (unstructured) / after pruning.")
+@click.option("--finetune-subset", type=int, help="Fine-tune on a deterministic sample of the training split.")
+@click.option("--lr", default=0.01, show_default=True, help="Fine-tuning peak learning rate (SGD, one-cycle).")
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs, finetune_subset, lr, batch_size,
+                  force) -> None:
+    """Prune a trained checkpoint and fine-tune it; the result builds like any checkpoint."""
+    from edgekit.stages.prune import PruneSettings, prune_checkpoint
+    from edgekit.stages.prune_table import print_rounds
+
+    settings = PruneSettings(method=method, sparsity=sparsity, amount=amount, finetune_epochs=finetune_epochs,
+                             finetune_subset=finetune_subset, lr=lr, batch_size=batch_size, force=force)
+    result = prune_checkpoint(weights, data, out, settings)
+    print_rounds(result)
+    click.echo(str(result.checkpoint))
+
+
 @cli.command("demo")
 @click.option("--workdir", type=click.Path(), default="demo-output", show_default=True)
 @click.option("--epochs", default=None, type=int, help="Training epochs [default: the demo's].")

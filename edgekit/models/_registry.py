@@ -111,12 +111,21 @@ def default_config(name: str, *, num_classes: int | None = None, in_channels: in
                        input_size or spec.input_size, dict(options or {}))
 
 
-def build_model(config: ModelConfig):
-    """A freshly initialised ``torch.nn.Module`` for ``config``."""
+def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):
+    """A freshly initialised ``torch.nn.Module`` for ``config``.
+
+    ``pruned_shapes`` (recorded by channel pruning) resizes its layers to the pruned network's,
+    so that the pruned checkpoint's state_dict loads strictly.
+    """
     spec = get_spec(config.name)
     try:
-        return spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
+        model = spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
     except TypeError as error:
         if config.options and "unexpected keyword" in str(error):
             raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}") from error
         raise
+    if pruned_shapes:
+        from edgekit.prune.structured import apply_pruned_shapes
+
+        apply_pruned_shapes(model, pruned_shapes)
+    return model

@@ -42,12 +42,15 @@ class Checkpoint:
     config: ModelConfig | None  # None for a bare state_dict
     state_dict: dict
     preprocessing: dict | None = None  # Preprocessing.to_dict() the weights were trained with
+    # Channel-pruned networks: module sizes to apply to a fresh registry model before loading.
+    pruned_shapes: dict | None = None
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     payload = read_payload(Path(path))
     if payload.get("format") == CHECKPOINT_FORMAT:
-        return Checkpoint(ModelConfig.from_dict(payload["model"]), payload["state_dict"], payload.get("preprocessing"))
+        return Checkpoint(ModelConfig.from_dict(payload["model"]), payload["state_dict"], payload.get("preprocessing"),
+                          payload.get("pruned_shapes"))
     return Checkpoint(None, payload)
 
 

@@ -47,12 +47,14 @@ def _runner(job: dict):
     if runtime == "pytorch":
         import torch
 
-        from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights
+        from edgekit.models import ModelConfig, build_model, load_weights
+        from edgekit.models.weights import read_checkpoint
 
         torch.set_num_threads(threads)
-        config, state = load_checkpoint(path)
-        model = build_model(config if config is not None else ModelConfig.from_dict(job["model_config"])).eval()
-        load_weights(model, state, source=str(path))
+        checkpoint = read_checkpoint(path)
+        config = checkpoint.config if checkpoint.config is not None else ModelConfig.from_dict(job["model_config"])
+        model = build_model(config, pruned_shapes=checkpoint.pruned_shapes).eval()
+        load_weights(model, checkpoint.state_dict, source=str(path))
 
         def run(x):
             with torch.inference_mode():

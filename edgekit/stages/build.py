@@ -126,7 +126,8 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         manifest["simplify"] = simplify.simplify_onnx(raw, fp32_onnx)
         manifest["export"]["parity"] = export.check_parity(
             source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source)
-        save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict())
+        extra = {"pruned_shapes": source.pruned_shapes} if source.pruned_shapes else {}
+        save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict(), **extra)
         manifest["models"].append(_entry("model_fp32.pt", "pytorch", "fp32", role="reference"))
     else:
         from edgekit.runtimes import ort_logits

@@ -17,6 +17,7 @@ class SourceModel:
     config: object | None = None  # ModelConfig for registered models
     onnx_path: Path | None = None  # for ONNX input
     weights: dict | None = None  # {"path", "sha256"} of the user's weights, if any
+    pruned_shapes: dict | None = None  # layer sizes of a channel-pruned network (see edgekit.prune)
 
     @property
     def kind(self) -> str:
@@ -41,7 +42,7 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
 
     spec = get_spec(name)
     config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    state, weights_record, saved_preprocessing = None, None, None
+    state, weights_record, saved_preprocessing, pruned_shapes = None, None, None, None
     if weights is not None:
         checkpoint = read_checkpoint(weights)
         saved_config, state, saved_preprocessing = checkpoint.config, checkpoint.state_dict, checkpoint.preprocessing
@@ -54,7 +55,10 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
                                     input_size=input_size or saved_config.input_size,
                                     options=saved_config.options)
         weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
-    module = build_model(config)
+        pruned_shapes = checkpoint.pruned_shapes
+        if pruned_shapes:
+            weights_record["channel_pruned"] = True
+    module = build_model(config, pruned_shapes=pruned_shapes)
     if state is not None:
         load_weights(module, state, source=str(weights))
     if saved_preprocessing is not None:
@@ -69,7 +73,7 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
         preprocessing = spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
     preprocessing = _override_stats(preprocessing, mean, std)
     return SourceModel(name=name, preprocessing=preprocessing, module=module.eval(), config=config,
-                       weights=weights_record)
+                       weights=weights_record, pruned_shapes=pruned_shapes)
 
 
 def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:

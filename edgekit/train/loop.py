@@ -226,7 +226,7 @@ def _train(config: TrainConfig, context: DistContext) -> TrainResult:
         if context.is_main:
             if improved:
                 save_checkpoint(best_path, config.model, cpu_state_dict(model), preprocessing=preprocessing,
-                                metrics=record, classes=data.classes)
+                                metrics=record, classes=data.classes, run=run)
             save_training_checkpoint(last_path, config=config.model, model=model, preprocessing=preprocessing,
                                      optimizer=optimizer, scheduler=scheduler, scaler=scaler, progress=state, run=run)
             write_log(config.out, state.history)

@@ -1,0 +1,123 @@
+"""Prune trained CIFAR-10 checkpoints and measure accuracy and latency before/after.
+
+    .venv/bin/python benchmarks/cifar_prune.py --run benchmarks/results/train_cifar/mobilenet_v2_cifar \
+        [--data ../shared/datasets/cifar10/train] [--finetune-subset 4000] [--out benchmarks/results/prune_cifar]
+
+For the run's ``best.pt`` (written by ``edgekit train``) this makes, with ``edgekit prune``:
+- ``ch50`` / ``ch80``: torch-pruning channel pruning removing 50% / 80% of the channels of every
+  prunable group, then fine-tuning;
+- ``l1``: the paper's global L1 unstructured pruning, 20% of the remaining conv weights per round,
+  7 rounds (79.0% sparsity; round 3 is the paper's 48.8% point), fine-tuning after every round.
+Fine-tuning uses a deterministic sample of the run's training split (``--finetune-subset``) for
+``--finetune-epochs``; validation accuracy is on the run's full held-out split.
+Every checkpoint (parent included) is then built for the ``cpu`` target (ORT fp32 + int8,
+calibrated on 300 training-split images) and benched (batch 1, 300 runs) with top-1 on 1000
+held-out images. Writes <out>/<model>.json and .csv, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+from edgekit.data import find_images
+from edgekit.data.folders import split_per_class
+from edgekit.models.weights import read_payload
+from edgekit.stages.bench import bench_artifact
+from edgekit.stages.bench_table import flatten
+from edgekit.stages.build import BuildOptions, build_artifact
+from edgekit.stages.prune import PruneSettings, prune_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def link_folder(images, indices, folder: Path) -> Path:
+    for i in indices:
+        source = images.files[i]
+        link = folder / source.relative_to(images.root)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(source.resolve())
+    return folder
+
+
+def training_run(folder: Path) -> dict:
+    """The run identity (data split, seed) recorded by edgekit train (best.pt, or last.pt's training state)."""
+    best = read_payload(folder / "best.pt")
+    return best.get("run") or read_payload(folder / "last.pt")["training"]["run"]
+
+
+def split_folders(data: str, run: dict, work: Path) -> dict[str, Path]:
+    """The training run's own split: calibration from its training part, evaluation from its held-out part."""
+    images = find_images(data)
+    train, val = split_per_class(images, val_fraction=run["data"]["val_fraction"], seed=run["seed"])
+    calib = train.subset(300, seed=1)
+    evaluation = val.subset(1000, seed=2)
+    index = {path: i for i, path in enumerate(images.files)}
+    return {"calib": link_folder(images, [index[p] for p in calib.files], work / "calib"),
+            "eval": link_folder(images, [index[p] for p in evaluation.files], work / "eval")}
+
+
+def variants(args, run: dict) -> dict[str, PruneSettings]:
+    common = dict(finetune_epochs=args.finetune_epochs, finetune_subset=args.finetune_subset, force=True, batch_size=args.batch_size,
+                  val_fraction=run["data"]["val_fraction"], seed=run["seed"])
+    return {
+        "ch50": PruneSettings(method="channels", sparsity=0.5, lr=args.lr, **common),
+        "ch80": PruneSettings(method="channels", sparsity=0.8, lr=args.lr, **common),
+        "l1": PruneSettings(method="l1-unstructured", sparsity=0.79, amount=0.2, lr=args.lr / 10, **common),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="an edgekit train output folder (uses its best.pt)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10" / "train"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "prune_cifar"))
+    parser.add_argument("--finetune-subset", type=int, default=4000)
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=0.01, help="channel fine-tune peak lr (unstructured: lr/10)")
+    parser.add_argument("--variants", default="ch50,ch80,l1")
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+    parent = Path(args.run) / "best.pt"
+    payload = read_payload(parent)
+    model = payload["model"]["name"]
+    out = Path(args.out)
+    work = out / "work" / model
+    run = training_run(Path(args.run))
+    folders = split_folders(args.data, run, work)
+    checkpoints = {"parent": (parent, None)}
+    for name in args.variants.split(","):
+        result = prune_checkpoint(parent, args.data, work / name, variants(args, run)[name])
+        checkpoints[name] = (result.checkpoint, result)
+    rows, summary = [], {"model": model, "parent": str(parent), "run_best_metrics": payload.get("metrics"),
+                         "finetune_subset": args.finetune_subset, "finetune_epochs": args.finetune_epochs,
+                         "variants": {}}
+    for name, (weights, result) in checkpoints.items():
+        artifact = build_artifact(model, "cpu", work / f"{name}-cpu", weights=weights,
+                                  options=BuildOptions(calib=folders["calib"], check_latency=False, force=True))
+        report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
+        entry = {"bench": report}
+        if result is not None:
+            entry["prune"] = {"summary": result.summary, "rounds": result.rounds}
+        summary["variants"][name] = entry
+        rows += [{"model": model, "variant": name, **flatten(r)} for r in report["results"]]
+        print(json.dumps(rows[-2:]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (out / f"{model}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {out / model}.json and .csv", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The pruning stage: an edgekit checkpoint in, a pruned (and fine-tuned) checkpoint folder out.
+
+Two methods:
+- ``l1-unstructured``: the compression paper's global L1 pruning of all conv weights, ``amount``
+  (20%) of the remaining weights per round, fine-tuning after every round, until ``sparsity`` is
+  reached. The network keeps its shape: zeros shrink a compressed file, not dense latency.
+- ``channels``: structured channel pruning with torch-pruning; ``sparsity`` is the fraction of
+  channels removed per coupled group. The network really gets smaller and faster.
+
+Fine-tuning and validation reuse the training split the checkpoint was trained on (recorded by
+``edgekit train``), so validation images are never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgekit.artifact import atomic_folder
+from edgekit.data.preprocessing import Preprocessing
+from edgekit.errors import EdgekitError
+from edgekit.models import build_model, load_weights
+from edgekit.models.weights import read_checkpoint, read_payload, save_checkpoint
+from edgekit.progress import say, warn
+
+METHODS = ("l1-unstructured", "channels")
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    method: str
+    sparsity: float
+    amount: float = 0.2  # l1-unstructured: share of the remaining weights pruned per round
+    finetune_epochs: int = 1  # per round (unstructured) or after pruning (channels)
+    finetune_subset: int | None = None  # fine-tune on a deterministic sample of the training split
+    lr: float = 0.01
+    batch_size: int = 128
+    val_fraction: float | None = None  # default: the training run's
+    seed: int | None = None  # default: the training run's
+    force: bool = False
+    verbose: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise EdgekitError(f"unknown pruning method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if not 0 < self.sparsity < 1:
+            raise EdgekitError(f"--sparsity must be between 0 and 1 (a fraction), got {self.sparsity}")
+        if not 0 < self.amount < 1:
+            raise EdgekitError(f"--amount must be between 0 and 1, got {self.amount}")
+
+
+@dataclass
+class PruneResult:
+    out: Path
+    checkpoint: Path
+    rounds: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def _split_of(payload: dict, settings: PruneSettings, weights: Path) -> tuple[float, int]:
+    run = payload.get("run") or (payload.get("training") or {}).get("run") or {}
+    data = run.get("data") or {}
+    val_fraction = settings.val_fraction or data.get("val_fraction")
+    seed = settings.seed if settings.seed is not None else run.get("seed")
+    if val_fraction is None or seed is None:
+        warn(f"{weights} does not record its training split; validating on a fresh 10% split (seed 0), "
+             "which may overlap the images it was trained on")
+    return val_fraction or 0.1, 0 if seed is None else seed
+
+
+def _finetune_recipe(settings: PruneSettings):
+    from edgekit.train.recipes import Recipe
+
+    # Short fine-tunes: SGD with a one-cycle schedule at a modest peak (not from the papers, which
+    # fine-tuned at 1e-4 with early stopping over many epochs).
+    return Recipe("prune-finetune", optimizer="sgd", lr=settings.lr, weight_decay=5e-4, batch_size=settings.batch_size,
+                  epochs=settings.finetune_epochs, schedule="onecycle", pct_start=0.2, source="edgekit fine-tune")
+
+
+def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: PruneSettings) -> PruneResult:
+    from edgekit.train.data import load_training_data
+
+    weights, out = Path(weights), Path(out)
+    checkpoint = read_checkpoint(weights)
+    if checkpoint.config is None or checkpoint.preprocessing is None:
+        raise EdgekitError(f"{weights} is a bare state_dict; pruning needs an edgekit checkpoint (from edgekit train)")
+    if checkpoint.pruned_shapes:
+        raise EdgekitError(f"{weights} is already channel-pruned; prune its parent instead")
+    payload = read_payload(weights)
+    model = build_model(checkpoint.config)
+    load_weights(model, checkpoint.state_dict, source=str(weights))
+    preprocessing = Preprocessing.from_dict(checkpoint.preprocessing)
+    val_fraction, seed = _split_of(payload, settings, weights)
+    dataset = load_training_data(data, preprocessing, val_fraction=val_fraction, seed=seed,
+                                 subset=settings.finetune_subset, verbose=settings.verbose)
+    if len(dataset.classes) != checkpoint.config.num_classes:
+        raise EdgekitError(f"{data} has {len(dataset.classes)} classes, {weights} has {checkpoint.config.num_classes} outputs")
+    with atomic_folder(out, overwrite=settings.force) as staging:
+        if settings.method == "l1-unstructured":
+            rounds, extra, model = _unstructured(model, dataset, checkpoint.config, settings, seed)
+        else:
+            rounds, extra, model = _channels(model, dataset, checkpoint.config, preprocessing, settings, seed)
+        summary = _summary(weights, checkpoint.config, model, settings, rounds, val_fraction, seed)
+        save_checkpoint(staging / "pruned.pt", checkpoint.config, _state_dict(model),
+                        preprocessing=checkpoint.preprocessing, pruning=summary, **extra)
+        (staging / "prune_report.json").write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n")
+    return PruneResult(out, out / "pruned.pt", rounds, summary)
+
+
+def _state_dict(model) -> dict:
+    return {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+
+
+def _record(stage: str, model, metrics: dict, **extra) -> dict:
+    from edgekit.prune.unstructured import sparsity
+
+    measured = sparsity(model)
+    return {"stage": stage, "val_accuracy": metrics["val_accuracy"], "val_loss": metrics["val_loss"],
+            "conv_sparsity": measured["conv_sparsity"], "parameter_sparsity": measured["parameter_sparsity"],
+            "params": sum(p.numel() for p in model.parameters()), **extra}
+
+
+def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: int):
+    from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity
+    from edgekit.train.finetune import evaluate, fine_tune
+
+    recipe = _finetune_recipe(settings)
+    rounds = [_record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))]
+    total = rounds_for_sparsity(settings.sparsity, amount=settings.amount)
+    for index in range(1, total + 1):
+        started = time.monotonic()
+        prune_round(model, amount=settings.amount)
+        pruned = evaluate(model, dataset, model_config=model_config, recipe=recipe)
+        history = fine_tune(model, dataset, recipe, model_config=model_config, seed=seed + index,
+                            verbose=settings.verbose)
+        rounds.append(_record(f"round {index}", model, history[-1], accuracy_before_finetune=pruned["val_accuracy"],
+                              seconds=round(time.monotonic() - started, 1)))
+        if settings.verbose:
+            last = rounds[-1]
+            say(f"round {index}/{total}: conv sparsity {100 * last['conv_sparsity']:.1f}%, val "
+                f"{100 * pruned['val_accuracy']:.2f}% after pruning -> {100 * last['val_accuracy']:.2f}% after fine-tuning")
+    make_permanent(model)
+    return rounds, {}, model
+
+
+def _channels(model, dataset, model_config, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
+    import torch
+
+    from edgekit.prune.structured import prune_channels, pruned_shapes
+    from edgekit.train.finetune import evaluate, fine_tune
+
+    recipe = _finetune_recipe(settings)
+    parent = _record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))
+    started = time.monotonic()
+    model.eval()
+    result = prune_channels(model, torch.zeros(preprocessing.input_shape), ratio=settings.sparsity)
+    for line in result.skipped:
+        warn(f"not pruned: {line}")
+    model = result.model
+    pruned = evaluate(model, dataset, model_config=model_config, recipe=recipe)
+    history = fine_tune(model, dataset, recipe, model_config=model_config, seed=seed, verbose=settings.verbose)
+    after = _record("channels pruned + fine-tuned", model, history[-1], accuracy_before_finetune=pruned["val_accuracy"],
+                    macs=result.macs_after, params_before=result.params_before, macs_before=result.macs_before,
+                    skipped=list(result.skipped), seconds=round(time.monotonic() - started, 1))
+    parent["macs"] = result.macs_before
+    if settings.verbose:
+        say(f"channels: params {result.params_before:,} -> {result.params_after:,}, MACs {result.macs_before:,} -> "
+            f"{result.macs_after:,}; val {100 * parent['val_accuracy']:.2f}% -> {100 * pruned['val_accuracy']:.2f}% "
+            f"pruned -> {100 * after['val_accuracy']:.2f}% fine-tuned")
+    return [parent, after], {"pruned_shapes": pruned_shapes(model)}, model
+
+
+def _summary(weights: Path, config, model, settings: PruneSettings, rounds: list[dict], val_fraction, seed) -> dict:
+    parent, final = rounds[0], rounds[-1]
+    return {"parent": str(weights), "settings": asdict(settings), "val_fraction": val_fraction, "seed": seed,
+            "parent_val_accuracy": parent["val_accuracy"], "val_accuracy": final["val_accuracy"],
+            "conv_sparsity": final["conv_sparsity"], "params_before": parent["params"], "params_after": final["params"],
+            "rounds": len(rounds) - 1, "model": config.to_dict()}
+

@@ -1,0 +1,61 @@
+"""Fine-tuning inside other stages (pruning): the training loop's epochs, one process, no checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.models import ModelConfig
+from edgekit.train.data import TrainingData
+from edgekit.train.distributed import DistContext
+from edgekit.train.loop import TrainConfig, _evaluate, _loaders, _train_epoch
+from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
+
+
+def _context() -> DistContext:
+    import torch
+
+    return DistContext(rank=0, world_size=1, local_rank=0, local_world_size=1, device=torch.device("cpu"), backend=None)
+
+
+def _config(model_config: ModelConfig, data: TrainingData, recipe: Recipe, *, seed: int, verbose: bool) -> TrainConfig:
+    from edgekit.data.preprocessing import Preprocessing
+
+    preprocessing = Preprocessing.from_dict(data.fingerprint["preprocessing"])
+    return TrainConfig(model=model_config, preprocessing=preprocessing, data=data.fingerprint["source"], out=Path("."),
+                       recipe=recipe, seed=seed, device="cpu", channels_last=False, verbose=verbose)
+
+
+def evaluate(model, data: TrainingData, *, model_config: ModelConfig, recipe: Recipe, seed: int = 0) -> dict:
+    """Validation loss and accuracy of ``model`` on ``data.val``."""
+    config = _config(model_config, data, recipe, seed=seed, verbose=False)
+    _, _, val_loader = _loaders(config, _context(), data)
+    return _evaluate(config, _context(), model, val_loader)
+
+
+def fine_tune(model, data: TrainingData, recipe: Recipe, *, model_config: ModelConfig, seed: int = 0,
+              verbose: bool = True) -> list[dict]:
+    """Train ``model`` in place for ``recipe.epochs`` epochs; one record (train + val metrics) per epoch."""
+    import torch
+
+    import time
+
+    config = _config(model_config, data, recipe, seed=seed, verbose=verbose)
+    context = _context()
+    torch.manual_seed(seed)
+    sampler, train_loader, val_loader = _loaders(config, context, data)
+    optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
+    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=len(train_loader), epochs=recipe.epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    history = []
+    for epoch in range(recipe.epochs):
+        started = time.monotonic()
+        sampler.set_epoch(epoch)
+        data.train.set_epoch(epoch)
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        record.update(_train_epoch(config, context, model, train_loader, optimizer, scheduler, scaler, epoch))
+        record.update(_evaluate(config, context, model, val_loader))
+        if recipe.schedule == "plateau":
+            scheduler.step(record["train_loss"])
+        record["seconds"] = time.monotonic() - started
+        history.append(record)
+    return history
