@@ -38,7 +38,7 @@ class TinyCNN(nn.Module):
 
 
 @register_model("tiny_cnn", input_size=32, num_classes=10, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                description="5-conv test network (~25k params) for tests and quick checks")
+                description="5-conv test network (~45k params) for tests and quick checks")
 def tiny_cnn(*, num_classes: int, in_channels: int = 3, batchnorm: bool = True) -> nn.Module:
     return TinyCNN(num_classes=num_classes, in_channels=in_channels, width=16, batchnorm=batchnorm)
 

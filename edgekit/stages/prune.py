@@ -155,7 +155,9 @@ def _channels(model, dataset, model_config, preprocessing: Preprocessing, settin
     parent = _record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))
     started = time.monotonic()
     model.eval()
-    result = prune_channels(model, torch.zeros(preprocessing.input_shape), ratio=settings.sparsity)
+    # Real images: prune_channels checks the pruned network against the original on this batch.
+    example = dataset.val.images[:8].float()
+    result = prune_channels(model, example, ratio=settings.sparsity)
     for line in result.skipped:
         warn(f"not pruned: {line}")
     model = result.model

@@ -140,15 +140,18 @@ def _channels_last(config: TrainConfig, context: DistContext) -> bool:
     return context.device.type == "cuda" if config.channels_last is None else config.channels_last
 
 
+def _check_amp(config: TrainConfig, context: DistContext) -> None:
+    if config.amp != "off" and config.amp not in AMP_DTYPES:
+        raise EdgekitError(f"unknown --amp {config.amp!r}; expected off, bf16 or fp16")
+    if config.amp == "fp16" and context.device.type != "cuda":
+        raise EdgekitError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
+
+
 def _autocast(config: TrainConfig, context: DistContext):
     import torch
 
     if config.amp == "off":
         return torch.autocast(context.device.type, enabled=False)
-    if config.amp not in AMP_DTYPES:
-        raise EdgekitError(f"unknown --amp {config.amp!r}; expected off, bf16 or fp16")
-    if config.amp == "fp16" and context.device.type != "cuda":
-        raise EdgekitError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
     return torch.autocast(context.device.type, dtype=getattr(torch, AMP_DTYPES[config.amp]))
 
 
@@ -179,6 +182,7 @@ def _train(config: TrainConfig, context: DistContext) -> TrainResult:
     import torch
 
     _set_threads(config, context)
+    _check_amp(config, context)
     _prepare_output(config, context)
     data = load_training_data(config.data, config.preprocessing, val_fraction=config.val_fraction, seed=config.seed,
                               val_dir=config.val_data, subset=config.subset, augment=config.augment,

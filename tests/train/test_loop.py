@@ -94,3 +94,13 @@ def test_wrong_class_count_and_sync_bn_on_cpu_are_one_line_errors(pattern_data, 
     assert status == 1 and "4 classes" in output and "7" in output
     status, output = _train(pattern_data, tmp_path / "b", "--epochs", "1", "--sync-bn")
     assert status == 1 and "SyncBatchNorm" in output
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_asks_for_cuda(pattern_data, tmp_path):
+    status, output = _train(pattern_data, tmp_path / "bf16", "--epochs", "1", "--amp", "bf16")
+    assert status == 0, output
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["amp"] == "bf16"
+    weights = read_checkpoint(tmp_path / "bf16" / "last.pt").state_dict
+    assert all(t.dtype == torch.float32 for t in weights.values() if t.is_floating_point())  # master weights stay fp32
+    status, output = _train(pattern_data, tmp_path / "fp16", "--epochs", "1", "--amp", "fp16")
+    assert status == 1 and "--amp fp16 needs a CUDA device" in output

@@ -1,0 +1,19 @@
+"""Pruning: the paper's iterative global L1 unstructured pruning and structured channel pruning.
+
+``unstructured`` zeroes weights (same architecture, sparse weights); ``structured`` removes whole
+channels with torch-pruning (a smaller architecture, recorded by ``pruned_shapes``).
+"""
+
+from edgekit.prune.structured import StructuredResult, apply_pruned_shapes, prune_channels, pruned_shapes
+from edgekit.prune.unstructured import (
+    make_permanent,
+    prunable_conv_weights,
+    prune_round,
+    rounds_for_sparsity,
+    sparsity,
+)
+
+__all__ = [
+    "StructuredResult", "apply_pruned_shapes", "make_permanent", "prunable_conv_weights", "prune_channels",
+    "prune_round", "pruned_shapes", "rounds_for_sparsity", "sparsity",
+]
