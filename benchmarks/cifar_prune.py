@@ -5,11 +5,13 @@
 
 For the run's ``best.pt`` (written by ``edgekit train``) this makes, with ``edgekit prune``:
 - ``ch50`` / ``ch80``: torch-pruning channel pruning removing 50% / 80% of the channels of every
-  prunable group, then fine-tuning;
+  prunable group, then fine-tuning (``--channels-finetune-epochs`` on ``--channels-finetune-subset``
+  training images, SGD one-cycle peak ``--lr``);
 - ``l1``: the paper's global L1 unstructured pruning, 20% of the remaining conv weights per round,
-  7 rounds (79.0% sparsity; round 3 is the paper's 48.8% point), fine-tuning after every round.
-Fine-tuning uses a deterministic sample of the run's training split (``--finetune-subset``) for
-``--finetune-epochs``; validation accuracy is on the run's full held-out split.
+  7 rounds (79.0% sparsity; round 3 is the paper's 48.8% point), fine-tuning after every round
+  (``--finetune-epochs`` on ``--finetune-subset`` images, peak lr/10).
+Fine-tuning samples come from the run's training split; validation accuracy is on its full
+held-out split.
 Every checkpoint (parent included) is then built for the ``cpu`` target (ORT fp32 + int8,
 calibrated on 300 training-split images) and benched (batch 1, 300 runs) with top-1 on 1000
 held-out images. Writes <out>/<model>.json and .csv, and prints the table.
@@ -22,6 +24,7 @@ import csv
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.data import find_images
@@ -30,7 +33,7 @@ from edgekit.models.weights import read_payload
 from edgekit.stages.bench import bench_artifact
 from edgekit.stages.bench_table import flatten
 from edgekit.stages.build import BuildOptions, build_artifact
-from edgekit.stages.prune import PruneSettings, prune_checkpoint
+from edgekit.stages.prune import PruneResult, PruneSettings, prune_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,12 +66,15 @@ def split_folders(data: str, run: dict, work: Path) -> dict[str, Path]:
 
 
 def variants(args, run: dict) -> dict[str, PruneSettings]:
-    common = dict(finetune_epochs=args.finetune_epochs, finetune_subset=args.finetune_subset, force=True, batch_size=args.batch_size,
-                  val_fraction=run["data"]["val_fraction"], seed=run["seed"])
+    split = dict(val_fraction=run["data"]["val_fraction"], seed=run["seed"], force=True, batch_size=args.batch_size)
+    # Removing channels needs a real re-training; the unstructured rounds only need to recover a little each.
+    channels = dict(method="channels", lr=args.lr, finetune_epochs=args.channels_finetune_epochs,
+                    finetune_subset=args.channels_finetune_subset, **split)
     return {
-        "ch50": PruneSettings(method="channels", sparsity=0.5, lr=args.lr, **common),
-        "ch80": PruneSettings(method="channels", sparsity=0.8, lr=args.lr, **common),
-        "l1": PruneSettings(method="l1-unstructured", sparsity=0.79, amount=0.2, lr=args.lr / 10, **common),
+        "ch50": PruneSettings(sparsity=0.5, **channels),
+        "ch80": PruneSettings(sparsity=0.8, **channels),
+        "l1": PruneSettings(method="l1-unstructured", sparsity=0.79, amount=0.2, lr=args.lr / 10,
+                            finetune_epochs=args.finetune_epochs, finetune_subset=args.finetune_subset, **split),
     }
 
 
@@ -77,12 +83,17 @@ def main() -> int:
     parser.add_argument("--run", required=True, help="an edgekit train output folder (uses its best.pt)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10" / "train"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "prune_cifar"))
-    parser.add_argument("--finetune-subset", type=int, default=4000)
-    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-subset", type=int, default=4000, help="l1: training images per round")
+    parser.add_argument("--finetune-epochs", type=int, default=1, help="l1: epochs per round")
+    parser.add_argument("--channels-finetune-subset", type=int, default=20000)
+    parser.add_argument("--channels-finetune-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.01, help="channel fine-tune peak lr (unstructured: lr/10)")
+    parser.add_argument("--lr", type=float, default=0.02, help="channel fine-tune peak lr (unstructured: lr/10)")
     parser.add_argument("--variants", default="ch50,ch80,l1")
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--prune-only", action="store_true",
+                        help="stop after pruning (benchmark later, on an idle machine: latency needs it)")
+    parser.add_argument("--redo", action="store_true", help="prune again even where a pruned variant exists")
     args = parser.parse_args()
     parent = Path(args.run) / "best.pt"
     payload = read_payload(parent)
@@ -93,10 +104,17 @@ def main() -> int:
     folders = split_folders(args.data, run, work)
     checkpoints = {"parent": (parent, None)}
     for name in args.variants.split(","):
-        result = prune_checkpoint(parent, args.data, work / name, variants(args, run)[name])
+        report = work / name / "prune_report.json"
+        if report.exists() and not args.redo:
+            saved = json.loads(report.read_text())
+            result = PruneResult(work / name, work / name / "pruned.pt", saved["rounds"], saved["summary"])
+        else:
+            result = prune_checkpoint(parent, args.data, work / name, variants(args, run)[name])
         checkpoints[name] = (result.checkpoint, result)
+    if args.prune_only:
+        return 0
     rows, summary = [], {"model": model, "parent": str(parent), "run_best_metrics": payload.get("metrics"),
-                         "finetune_subset": args.finetune_subset, "finetune_epochs": args.finetune_epochs,
+                         "settings": {name: asdict(v) for name, v in variants(args, run).items()},
                          "variants": {}}
     for name, (weights, result) in checkpoints.items():
         artifact = build_artifact(model, "cpu", work / f"{name}-cpu", weights=weights,

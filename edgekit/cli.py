@@ -211,7 +211,15 @@ def demo_command(workdir, epochs) -> None:
     run_demo(workdir, epochs=epochs)
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (kill, timeout, a CI cancel) into SystemExit so that temp folders are cleaned up."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main() -> None:
+    exit_on_sigterm()
     cli(prog_name="edgekit")
 
 

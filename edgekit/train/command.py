@@ -71,6 +71,7 @@ def _count_classes(data: str) -> int:
 def _model_and_preprocessing(model, data, num_classes, in_channels, input_size, option):
     from edgekit.models import default_config, get_spec
 
+    get_spec(model)  # an unknown model is reported before the data folder is scanned
     config = default_config(model, num_classes=num_classes or _count_classes(data), in_channels=in_channels,
                             input_size=input_size, options=_model_options(option))
     preprocessing = get_spec(model).preprocessing(input_size=config.input_size, in_channels=config.in_channels)

@@ -7,8 +7,8 @@ from pathlib import Path
 from edgekit.models import ModelConfig
 from edgekit.train.data import TrainingData
 from edgekit.train.distributed import DistContext
-from edgekit.train.loop import TrainConfig, _evaluate, _loaders, _train_epoch
-from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
+from edgekit.train.loop import TrainConfig, evaluate_loader, make_loaders, new_session, run_epoch
+from edgekit.train.recipes import Recipe
 
 
 def _context() -> DistContext:
@@ -28,8 +28,8 @@ def _config(model_config: ModelConfig, data: TrainingData, recipe: Recipe, *, se
 def evaluate(model, data: TrainingData, *, model_config: ModelConfig, recipe: Recipe, seed: int = 0) -> dict:
     """Validation loss and accuracy of ``model`` on ``data.val``."""
     config = _config(model_config, data, recipe, seed=seed, verbose=False)
-    _, _, val_loader = _loaders(config, _context(), data)
-    return _evaluate(config, _context(), model, val_loader)
+    _, _, val_loader = make_loaders(config, _context(), data)
+    return evaluate_loader(config, _context(), model, val_loader)
 
 
 def fine_tune(model, data: TrainingData, recipe: Recipe, *, model_config: ModelConfig, seed: int = 0,
@@ -37,25 +37,8 @@ def fine_tune(model, data: TrainingData, recipe: Recipe, *, model_config: ModelC
     """Train ``model`` in place for ``recipe.epochs`` epochs; one record (train + val metrics) per epoch."""
     import torch
 
-    import time
-
     config = _config(model_config, data, recipe, seed=seed, verbose=verbose)
     context = _context()
     torch.manual_seed(seed)
-    sampler, train_loader, val_loader = _loaders(config, context, data)
-    optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
-    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=len(train_loader), epochs=recipe.epochs)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    history = []
-    for epoch in range(recipe.epochs):
-        started = time.monotonic()
-        sampler.set_epoch(epoch)
-        data.train.set_epoch(epoch)
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        record.update(_train_epoch(config, context, model, train_loader, optimizer, scheduler, scaler, epoch))
-        record.update(_evaluate(config, context, model, val_loader))
-        if recipe.schedule == "plateau":
-            scheduler.step(record["train_loss"])
-        record["seconds"] = time.monotonic() - started
-        history.append(record)
-    return history
+    session = new_session(config, context, data, model)
+    return [run_epoch(config, context, session, epoch) for epoch in range(recipe.epochs)]

@@ -155,7 +155,7 @@ def _autocast(config: TrainConfig, context: DistContext):
     return torch.autocast(context.device.type, dtype=getattr(torch, AMP_DTYPES[config.amp]))
 
 
-def _loaders(config: TrainConfig, context: DistContext, data):
+def make_loaders(config: TrainConfig, context: DistContext, data):
     from torch.utils.data import DataLoader, DistributedSampler
 
     if config.recipe.batch_size % context.world_size:
@@ -178,66 +178,118 @@ def _loaders(config: TrainConfig, context: DistContext, data):
     return sampler, train_loader, val_loader
 
 
-def _train(config: TrainConfig, context: DistContext) -> TrainResult:
+@dataclass
+class Session:
+    """What the epochs of one run work on (built identically on every rank)."""
+
+    data: object  # TrainingData
+    model: object  # the bare module: evaluated and checkpointed
+    trained: object  # the module that takes optimiser steps (DDP-wrapped in a process group)
+    sampler: object
+    train_loader: object
+    val_loader: object
+    optimizer: object
+    scheduler: object
+    scaler: object
+
+
+def new_session(config: TrainConfig, context: DistContext, data, model) -> Session:
     import torch
 
-    _set_threads(config, context)
-    _check_amp(config, context)
-    _prepare_output(config, context)
+    sampler, train_loader, val_loader = make_loaders(config, context, data)
+    optimizer = make_optimizer(config.recipe, [p for p in model.parameters() if p.requires_grad])
+    scheduler = make_scheduler(config.recipe, optimizer, steps_per_epoch=len(train_loader), epochs=config.recipe.epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and context.device.type == "cuda")
+    return Session(data, model, model, sampler, train_loader, val_loader, optimizer, scheduler, scaler)
+
+
+def run_epoch(config: TrainConfig, context: DistContext, session: Session, epoch: int) -> dict:
+    """One epoch of training then validation; the record that goes to the log."""
+    started = time.monotonic()
+    session.sampler.set_epoch(epoch)
+    session.data.train.set_epoch(epoch)
+    record = {"epoch": epoch + 1, "lr": session.optimizer.param_groups[0]["lr"]}
+    record.update(train_one_epoch(config, context, session.trained, session.train_loader, session.optimizer,
+                                  session.scheduler, session.scaler, epoch))
+    _sync_buffers(context, session.model)
+    record.update(evaluate_loader(config, context, session.model, session.val_loader))
+    record["seconds"] = time.monotonic() - started
+    if config.recipe.schedule == "plateau":
+        session.scheduler.step(record["train_loss"])  # the papers' choice: plateau of the training loss
+    return record
+
+
+def _sync_buffers(context: DistContext, model) -> None:
+    """Give every rank rank 0's BatchNorm statistics before validating.
+
+    DDP broadcasts buffers before each training forward, but that forward then updates each rank's
+    running statistics with its own batch; without this, ranks > 0 would validate a slightly
+    different network from the one rank 0 checkpoints.
+    """
+    if not context.distributed:
+        return
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def _load_data(config: TrainConfig, context: DistContext):
     data = load_training_data(config.data, config.preprocessing, val_fraction=config.val_fraction, seed=config.seed,
                               val_dir=config.val_data, subset=config.subset, augment=config.augment,
                               download=config.download and context.is_main, verbose=config.verbose and context.is_main)
     if len(data.classes) != config.model.num_classes:
         raise EdgekitError(f"{config.data} has {len(data.classes)} classes, the model has {config.model.num_classes} "
                            "outputs (pass --num-classes)")
-    model = _build(config, context)
-    sampler, train_loader, val_loader = _loaders(config, context, data)
-    optimizer = make_optimizer(config.recipe, model.parameters())
-    scheduler = make_scheduler(config.recipe, optimizer, steps_per_epoch=len(train_loader), epochs=config.recipe.epochs)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+    return data
+
+
+def _train(config: TrainConfig, context: DistContext) -> TrainResult:
+    _set_threads(config, context)
+    _check_amp(config, context)
+    _prepare_output(config, context)
+    data = _load_data(config, context)
+    session = new_session(config, context, data, _build(config, context))
     run = config.run_identity()
     state = Progress()
     last_path, best_path = config.out / "last.pt", config.out / "best.pt"
     if config.resume:
         payload = _resume_payload(context, last_path, config, run)
-        state = restore_training(payload, path=last_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                 scaler=scaler)
+        state = restore_training(payload, path=last_path, model=session.model, optimizer=session.optimizer,
+                                 scheduler=session.scheduler, scaler=session.scaler)
         if context.is_main and config.verbose:
             say(f"resuming {last_path} at epoch {state.next_epoch + 1}/{config.recipe.epochs}")
     if context.is_main:
-        _write_config(config, context, data, len(train_loader))
-    trained = model
+        _write_config(config, context, data, len(session.train_loader))
     if context.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        trained = DistributedDataParallel(model, device_ids=[context.device] if context.device.type == "cuda" else None)
-    preprocessing = config.preprocessing.to_dict()
+        session.trained = DistributedDataParallel(
+            session.model, device_ids=[context.device] if context.device.type == "cuda" else None)
     for epoch in range(state.next_epoch, config.recipe.epochs):
-        started = time.monotonic()
-        sampler.set_epoch(epoch)
-        data.train.set_epoch(epoch)
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        record.update(_train_epoch(config, context, trained, train_loader, optimizer, scheduler, scaler, epoch))
-        record.update(_evaluate(config, context, model, val_loader))
-        record["seconds"] = time.monotonic() - started
-        if config.recipe.schedule == "plateau":
-            scheduler.step(record["train_loss"])  # the papers' choice: plateau of the training loss
+        record = run_epoch(config, context, session, epoch)
         state.history.append(record)
         state.next_epoch = epoch + 1
         improved = record["val_accuracy"] > state.best_val_accuracy
-        if improved:
-            state.best_val_accuracy = record["val_accuracy"]
+        state.best_val_accuracy = max(state.best_val_accuracy, record["val_accuracy"])
         if context.is_main:
-            if improved:
-                save_checkpoint(best_path, config.model, cpu_state_dict(model), preprocessing=preprocessing,
-                                metrics=record, classes=data.classes, run=run)
-            save_training_checkpoint(last_path, config=config.model, model=model, preprocessing=preprocessing,
-                                     optimizer=optimizer, scheduler=scheduler, scaler=scaler, progress=state, run=run)
-            write_log(config.out, state.history)
-            if config.verbose:
-                _report_epoch(record, config.recipe.epochs, improved)
+            _save_epoch(config, session, state, record, improved, run)
         barrier(context)
     return TrainResult(config.out, best_path, last_path, state.history, state.best_val_accuracy)
+
+
+def _save_epoch(config: TrainConfig, session: Session, state: Progress, record: dict, improved: bool, run: dict) -> None:
+    """Rank 0: best.pt when validation improved, last.pt always, then the log (each file atomically)."""
+    preprocessing = config.preprocessing.to_dict()
+    if improved:
+        save_checkpoint(config.out / "best.pt", config.model, cpu_state_dict(session.model), preprocessing=preprocessing,
+                        metrics=record, classes=session.data.classes, run=run)
+    save_training_checkpoint(config.out / "last.pt", config=config.model, model=session.model,
+                             preprocessing=preprocessing, optimizer=session.optimizer, scheduler=session.scheduler,
+                             scaler=session.scaler, progress=state, run=run)
+    write_log(config.out, state.history)
+    if config.verbose:
+        _report_epoch(record, config.recipe.epochs, improved)
 
 
 def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: dict) -> dict:
@@ -260,7 +312,7 @@ def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: 
     return payload
 
 
-def _train_epoch(config, context, model, loader, optimizer, scheduler, scaler, epoch: int) -> dict:
+def train_one_epoch(config, context, model, loader, optimizer, scheduler, scaler, epoch: int) -> dict:
     import torch
 
     model.train()
@@ -305,7 +357,7 @@ def _max_over_ranks(context: DistContext, value: float) -> float:
     return float(tensor.item())
 
 
-def _evaluate(config, context, model, loader) -> dict:
+def evaluate_loader(config, context, model, loader) -> dict:
     import torch
 
     model.eval()

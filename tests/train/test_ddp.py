@@ -62,3 +62,26 @@ def test_a_global_batch_that_does_not_split_evenly_fails_before_launching(patter
                              "--out", tmp_path / "odd", "--nproc", "2")
     assert status == 1 and output.startswith("error:") and "divide evenly over 2" in output
     assert not (tmp_path / "odd").exists()
+
+
+def test_logged_validation_of_a_ddp_run_is_the_checkpoint_s_accuracy(pattern_data, tmp_path):
+    """With BatchNorm, ranks' running statistics drift apart during an epoch; validation must use rank 0's."""
+    from edgekit.models import build_model
+    from edgekit.models.weights import read_checkpoint
+    from edgekit.train.data import load_training_data
+    from edgekit.train.finetune import evaluate
+    from edgekit.train.recipes import get_recipe
+    from edgekit.data.preprocessing import Preprocessing
+
+    args = ("--model", "tiny_cnn", "--epochs", "2", "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0.3")
+    status, output = run_cli(*args, "--data", pattern_data["train"], "--out", tmp_path / "bn", "--nproc", "2")
+    assert status == 0, output
+    checkpoint = read_checkpoint(tmp_path / "bn" / "last.pt")
+    model = build_model(checkpoint.config)
+    model.load_state_dict(checkpoint.state_dict)
+    data = load_training_data(str(pattern_data["train"]), Preprocessing.from_dict(checkpoint.preprocessing),
+                              val_fraction=0.3, seed=0, verbose=False)
+    measured = evaluate(model, data, model_config=checkpoint.config, recipe=get_recipe("sgd-onecycle"))
+    logged = json.loads((tmp_path / "bn" / "log.json").read_text())[-1]
+    assert measured["val_accuracy"] == logged["val_accuracy"]
+    assert abs(measured["val_loss"] - logged["val_loss"]) < 1e-4
