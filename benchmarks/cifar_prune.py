@@ -24,7 +24,6 @@ import csv
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.data import find_images
@@ -91,6 +90,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.02, help="channel fine-tune peak lr (unstructured: lr/10)")
     parser.add_argument("--variants", default="ch50,ch80,l1")
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--threads", type=int, help="inference threads [default: the cpu target's, 2]")
     parser.add_argument("--prune-only", action="store_true",
                         help="stop after pruning (benchmark later, on an idle machine: latency needs it)")
     parser.add_argument("--redo", action="store_true", help="prune again even where a pruned variant exists")
@@ -113,13 +113,13 @@ def main() -> int:
         checkpoints[name] = (result.checkpoint, result)
     if args.prune_only:
         return 0
-    rows, summary = [], {"model": model, "parent": str(parent), "run_best_metrics": payload.get("metrics"),
-                         "settings": {name: asdict(v) for name, v in variants(args, run).items()},
+    rows, summary = [], {"model": model, "threads": args.threads or "target default", "parent": str(parent), "run_best_metrics": payload.get("metrics"),
+                         # each variant's actual settings are in its prune summary (reused variants keep theirs)
                          "variants": {}}
     for name, (weights, result) in checkpoints.items():
         artifact = build_artifact(model, "cpu", work / f"{name}-cpu", weights=weights,
                                   options=BuildOptions(calib=folders["calib"], check_latency=False, force=True))
-        report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
+        report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30, threads=args.threads)
         entry = {"bench": report}
         if result is not None:
             entry["prune"] = {"summary": result.summary, "rounds": result.rounds}
