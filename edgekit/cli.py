@@ -64,10 +64,19 @@ def models_command(pattern: str | None, stats: bool) -> None:
 
 
 @cli.command("targets")
-def targets_command() -> None:
+@click.option("--probe", is_flag=True, help="Also read this CPU's int8 instructions and say whether int8 should pay off.")
+def targets_command(probe: bool) -> None:
     """List the target profiles (targets/*.toml) with their settings."""
     from rich.console import Console
     from rich.table import Table
+
+    if probe:
+        from edgekit.isa import probe_local
+
+        report = probe_local()
+        click.echo(f"this host: {report.arch}, {report.model_name}; int8 instructions: "
+                   f"{', '.join(report.int8_features) or 'none'}")
+        click.echo(f"verdict: {report.verdict()}")
 
     from edgekit.targets import list_targets, load_target
 
