@@ -20,7 +20,6 @@ held-out images. Writes <out>/<model>.json and .csv, and prints the table.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -33,6 +32,8 @@ from edgekit.stages.bench import bench_artifact
 from edgekit.stages.bench_table import flatten
 from edgekit.stages.build import BuildOptions, build_artifact
 from edgekit.stages.prune import PruneResult, PruneSettings, prune_checkpoint
+
+from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,13 +127,7 @@ def main() -> int:
         summary["variants"][name] = entry
         rows += [{"model": model, "variant": name, **flatten(r)} for r in report["results"]]
         print(json.dumps(rows[-2:]), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{model}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (out / f"{model}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out / model}.json and .csv", file=sys.stderr)
+    write_results(out, model, summary, rows)
     return 0
 
 

@@ -14,7 +14,6 @@ Writes <out>/pipeline.json (everything) and <out>/pipeline.csv (one row per mode
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -29,6 +28,8 @@ from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.stages.bench import bench_artifact
 from edgekit.stages.bench_table import flatten, print_table
 from edgekit.stages.build import BuildOptions, build_artifact
+
+from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 MODELS = ("mobilenet_v2", "efficientnet_b0")
 TARGETS = ("cpu", "openvino")
@@ -107,12 +108,7 @@ def main() -> int:
                                     "recommended_model": manifest["recommended_model"],
                                     "recommendation_reason": manifest["recommendation_reason"]})
             rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
-    (out / f"{args.tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (out / f"{args.tag}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out / args.tag}.json and .csv", file=sys.stderr)
+    write_results(out, args.tag, summary, rows)
     return 0
 
 

@@ -14,7 +14,6 @@ Writes <out>/train_throughput.json and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,14 +61,8 @@ def main() -> None:
             for nproc in map(int, args.nprocs.split(",")):
                 rows.append(measure(model, args.data, args.subset, nproc, Path(workdir)))
                 print(json.dumps(rows[-1]), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     host = {"cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
-    (out / "train_throughput.json").write_text(json.dumps({"host": host, "results": rows}, indent=2) + "\n")
-    with (out / "train_throughput.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_results(Path(args.out), "train_throughput", {"host": host, "results": rows}, rows)
 
 
 if __name__ == "__main__":

@@ -146,8 +146,6 @@ def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: i
 
 
 def _channels(model, dataset, model_config, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
-    import torch
-
     from edgekit.prune.structured import prune_channels, pruned_shapes
     from edgekit.train.finetune import evaluate, fine_tune
 

@@ -82,6 +82,18 @@ def all_reduce_sums(context: DistContext, values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
+def all_reduce_max(context: DistContext, value: float) -> float:
+    """The largest value over ranks (itself for one process)."""
+    if not context.distributed:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def barrier(context: DistContext) -> None:
     if context.distributed:
         import torch.distributed as dist

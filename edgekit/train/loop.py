@@ -21,7 +21,7 @@ from edgekit.models import ModelConfig, build_model
 from edgekit.models.weights import save_checkpoint
 from edgekit.progress import progress, say
 from edgekit.train.data import load_training_data
-from edgekit.train.distributed import (DistContext, all_reduce_sums, barrier, broadcast_error,
+from edgekit.train.distributed import (DistContext, all_reduce_max, all_reduce_sums, barrier, broadcast_error,
                                        init_distributed, shutdown)
 from edgekit.train.metrics_log import write_log
 from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
@@ -341,20 +341,9 @@ def train_one_epoch(config, context, model, loader, optimizer, scheduler, scaler
             advance()
     loss_sum, correct, seen = all_reduce_sums(context, [loss_sum, correct, seen])
     # Throughput of the whole job: images of all ranks over the slowest rank's step time.
-    slowest = _max_over_ranks(context, compute_seconds)
+    slowest = all_reduce_max(context, compute_seconds)
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen, "train_images": int(seen),
             "images_per_second": seen / slowest if slowest > 0 else 0.0}
-
-
-def _max_over_ranks(context: DistContext, value: float) -> float:
-    if not context.distributed:
-        return value
-    import torch
-    import torch.distributed as dist
-
-    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return float(tensor.item())
 
 
 def evaluate_loader(config, context, model, loader) -> dict:

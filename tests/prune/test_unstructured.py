@@ -17,15 +17,6 @@ from edgekit.prune.unstructured import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small forwards gain nothing from threads; spin-waiting threads on a busy machine cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny() -> nn.Module:
     torch.manual_seed(0)
     return build_model(default_config("tiny_cnn"))

@@ -26,15 +26,20 @@ def test_every_preset_builds_and_its_scheduler_state_loads_weights_only(name):
     assert fresh.state_dict() == scheduler.state_dict()
 
 
-def test_onecycle_peaks_at_the_preset_lr_after_the_warm_up():
-    recipe = get_recipe("sgd-onecycle")
+def _learning_rates(recipe, steps: int = 100) -> list[float]:
+    """The learning rate at every step of a one-epoch run of ``steps`` steps."""
     optimizer = make_optimizer(recipe, torch.nn.Linear(2, 2).parameters())
-    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=100, epochs=1)
+    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=steps, epochs=1)
     rates = []
-    for _ in range(100):
+    for _ in range(steps):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    return rates
+
+
+def test_onecycle_peaks_at_the_preset_lr_after_the_warm_up():
+    rates = _learning_rates(get_recipe("sgd-onecycle"))
     assert max(rates) == pytest.approx(0.0125, rel=1e-3)
     assert rates.index(max(rates)) == pytest.approx(10, abs=1)  # pct_start 0.1
     assert rates[-1] < 1e-4
@@ -42,18 +47,12 @@ def test_onecycle_peaks_at_the_preset_lr_after_the_warm_up():
 
 def test_cyclical_schedule_returns_to_its_base_several_times():
     recipe = get_recipe("rmsprop-cyclical")
-    optimizer = make_optimizer(recipe, torch.nn.Linear(2, 2).parameters())
-    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=100, epochs=1)
-    rates = []
-    for _ in range(100):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    rates = _learning_rates(recipe)
     base = recipe.lr * recipe.base_lr_ratio
     minima = [i for i in range(1, 99) if rates[i] <= rates[i - 1] and rates[i] < rates[i + 1]]
     assert len(minima) >= recipe.cycles - 1
     assert min(rates) == pytest.approx(base)
-    assert isinstance(optimizer, torch.optim.RMSprop)
+    assert isinstance(make_optimizer(recipe, torch.nn.Linear(2, 2).parameters()), torch.optim.RMSprop)
 
 
 def test_overrides_replace_only_what_is_given_and_unknown_preset_is_one_line():
