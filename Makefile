@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup system-tools clean
 
 $(BIN)/edgekit: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ setup: $(BIN)/edgekit
 demo: setup
 	$(BIN)/edgekit demo --workdir demo-output
 
-test: setup
+# sshd, qemu-user-static and mmdebstrap for the remote-bench and arm64 tests (installed when root/sudo)
+system-tools:
+	bash scripts/install-system-tools.sh
+
+test: setup system-tools
 	$(BIN)/python -m pytest -q
 
 clean:

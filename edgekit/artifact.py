@@ -34,11 +34,12 @@ def file_hashes(folder: Path) -> dict[str, dict]:
 
 
 @contextlib.contextmanager
-def atomic_folder(destination: Path, *, overwrite: bool) -> Iterator[Path]:
+def atomic_folder(destination: Path, *, overwrite: bool, shareable: bool = True) -> Iterator[Path]:
     """Yield a temp folder beside ``destination``; rename it into place only if the block succeeds.
 
     A failure (or Ctrl-C) removes the temp folder, so ``destination`` is either the previous
-    complete artifact or absent: never half-written.
+    complete artifact or absent: never half-written. ``shareable`` opens the owner-only
+    permissions of mkdtemp to the umask (artifacts); leave it off for trees whose modes matter.
     """
     destination = destination.resolve()
     if destination.exists() and not overwrite:
@@ -47,7 +48,8 @@ def atomic_folder(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
     try:
         yield staging
-        _make_readable(staging)
+        if shareable:
+            _make_readable(staging)
         if destination.exists():
             old = destination.with_name(f".{destination.name}.old")
             shutil.rmtree(old, ignore_errors=True)

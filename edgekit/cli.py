@@ -8,7 +8,9 @@ import click
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.remote.options import board_options
 from edgekit.train.command import train_command
+from edgekit.verify_command import verify_command
 
 
 class _Group(click.Group):
@@ -64,17 +66,27 @@ def models_command(pattern: str | None, stats: bool) -> None:
 
 
 @cli.command("targets")
-@click.option("--probe", is_flag=True, help="Also read this CPU's int8 instructions and say whether int8 should pay off.")
-def targets_command(probe: bool) -> None:
+@click.option("--probe", is_flag=True,
+              help="Also read this CPU's (or, with --host, a board's) int8 instructions and say whether int8 pays off.")
+@board_options
+def targets_command(probe: bool, board) -> None:
     """List the target profiles (targets/*.toml) with their settings."""
     from rich.console import Console
     from rich.table import Table
 
+    if board is not None and not probe:
+        raise click.UsageError("--host goes with --probe")
     if probe:
-        from edgekit.isa import probe_local
+        if board is None:
+            from edgekit.isa import probe_local
 
-        report = probe_local()
-        click.echo(f"this host: {report.arch}, {report.model_name}; int8 instructions: "
+            report, where = probe_local(), "this host"
+        else:
+            from edgekit.remote.probe import probe_board
+
+            report, label = probe_board(board)
+            where = f"board {label}"
+        click.echo(f"{where}: {report.arch}, {report.model_name}; int8 instructions: "
                    f"{', '.join(report.int8_features) or 'none'}")
         click.echo(f"verdict: {report.verdict()}")
 
@@ -132,13 +144,18 @@ def build_command(model, target, calib, calib_size, calib_method, weights, out, 
 @click.option("--threads", type=int, help="Inference threads [default: the target's].")
 @click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
-def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path) -> None:
-    """Latency, throughput, memory, size and accuracy of every model in an artifact."""
+@board_options
+def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, board) -> None:
+    """Latency, throughput, memory, size and accuracy of every model in an artifact.
+
+    With --host, the artifact's ONNX Runtime models and a small runner are copied to the board over
+    SSH and measured there (the board needs python3, numpy and onnxruntime only).
+    """
     from edgekit.stages.bench import bench_artifact
     from edgekit.stages.bench_table import print_table
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
-                            json_path=json_path, csv_path=csv_path)
+                            json_path=json_path, csv_path=csv_path, board=board)
     print_table(report)
     if any(not row.get("ok") for row in report["results"]):
         raise EdgekitError("some models failed to run (see the table)")
@@ -181,6 +198,7 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
 
 
 cli.add_command(train_command)
+cli.add_command(verify_command)
 
 
 @cli.command("prune")

@@ -47,7 +47,7 @@ class IsaReport:
 def parse_cpuinfo(text: str, *, arch: str) -> IsaReport:
     """Features of the first processor block ('flags' on x86, 'Features' on ARM)."""
     features: set[str] = set()
-    model_name = ""
+    model_name = board = ""
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         if not sep:
@@ -59,6 +59,10 @@ def parse_cpuinfo(text: str, *, arch: str) -> IsaReport:
             model_name = value.strip()
         elif key == "cpu part" and not model_name:
             model_name = ARM_PARTS.get(value.strip().lower(), f"ARM part {value.strip()}")
+        elif key == "model" and not value.strip().isdigit():
+            board = value.strip()  # a Raspberry Pi's kernel names the board here; x86 puts a number
+    if board:
+        model_name = f"{model_name} ({board})" if model_name else board
     return IsaReport(arch=arch, model_name=model_name or "unknown", features=frozenset(features))
 
 

@@ -88,3 +88,8 @@ def cpu_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def openvino_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
     return build_tiny("openvino", tmp_path_factory.mktemp("build") / "tiny-ov", pattern_data, trained_tiny)
+
+
+@pytest.fixture(scope="session")
+def rpi4_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
+    return build_tiny("rpi4", tmp_path_factory.mktemp("build") / "tiny-rpi4", pattern_data, trained_tiny)

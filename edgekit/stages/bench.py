@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekit.artifact import read_manifest
+from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.data import Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.progress import progress, say, warn
 
-WORKER_TIMEOUT_S = 1800
-
+if TYPE_CHECKING:
+    from edgekit.remote.ssh import Board
 
 def run_worker(job: dict) -> dict:
-    """Run one measurement in a fresh interpreter; a crash becomes an error row, not a failure."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]))
-    try:
-        done = subprocess.run([sys.executable, "-m", "edgekit.stages.bench_worker"], input=json.dumps(job),
-                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {WORKER_TIMEOUT_S} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
-        return {"ok": False, "error": f"worker exited with {done.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
 
 
 def host_info() -> dict:
@@ -104,7 +93,9 @@ def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
 
 def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limit: int = 1000,
                    runs: int = 200, warmup: int = 20, threads: int | None = None,
-                   json_path: str | Path | None = None, csv_path: str | Path | None = None) -> dict:
+                   json_path: str | Path | None = None, csv_path: str | Path | None = None,
+                   board: Board | None = None) -> dict:
+    """Measure here, or on `board` over SSH (ONNX Runtime models only) with the same runner code."""
     folder = Path(artifact)
     manifest = read_manifest(folder)
     threads = threads or manifest["target"]["threads"]
@@ -126,14 +117,21 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
             if expected is not None and expected != len(images.classes):
                 warn(f"the model has {expected} classes but {data} has {len(images.classes)}: "
                      "top-1 assumes class i is the i-th sub-folder in sorted order")
-        rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
+        if board is None:
+            host = host_info()
+            rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
+        else:
+            from edgekit.remote.bench import measure_on_board
+
+            host, rows = measure_on_board(board, folder, manifest, threads=threads, runs=runs, warmup=warmup,
+                                          data_path=data_path)
     add_comparisons(rows, labels)
     for row in rows:
         row.pop("predictions", None)
     report = {
         "artifact": str(folder), "model": manifest["model"]["name"], "target": manifest["target"]["name"],
-        "host": host_info(), "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
-                                          "eval_images": len(labels) if labels else 0},
+        "host": host, "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
+                                   "eval_images": len(labels) if labels else 0},
         "results": rows,
     }
     if json_path:

@@ -41,6 +41,11 @@ def _cell(key: str, value) -> str:
     return str(value)
 
 
+def _where(host: dict) -> str:
+    where = f"{host['cpu']}, {host.get('os')}"
+    return f"board {host['board']} ({where})" if host.get("board") else where
+
+
 def print_table(report: dict, console: Console | None = None) -> None:
     if console is None:
         console = Console()
@@ -48,7 +53,7 @@ def print_table(report: dict, console: Console | None = None) -> None:
     settings = report["settings"]
     host = report["host"]
     table = Table(title=f"edgekit bench: {report['model']} for {report['target']} "
-                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {host['cpu']}",
+                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {_where(host)}",
                   box=box.SIMPLE_HEAD)
     for key, title in COLUMNS:
         table.add_column(title, justify="left" if key in LEFT else "right", no_wrap=True)

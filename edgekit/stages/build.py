@@ -94,6 +94,7 @@ def _calibration_images(source: SourceModel, options: BuildOptions) -> tuple[np.
 def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target,
                 calibration: np.ndarray | None, calib_record: dict | None, options: BuildOptions) -> dict:
     from edgekit.stages import export, simplify
+    from edgekit.stages.int8_tradeoff import int8_tradeoff
 
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -151,6 +152,11 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
     if calibration is not None:
         manifest["quantization"]["calibration"] = calib_record
     manifest["latency_check"] = _latency_check(folder, manifest, profile, options)
+    tradeoff = int8_tradeoff(folder, manifest)
+    if tradeoff is not None:
+        manifest["int8_tradeoff"] = tradeoff
+        say(f"{profile.name} has no int8 dot-product: int8 is {tradeoff['size_ratio']:.1f}x smaller but may be no "
+            f"faster than fp32; {tradeoff['fp32_model']} ships beside it (see REPORT.md)")
     manifest["recommended_model"], manifest["recommendation_reason"] = _recommend(manifest)
     return manifest
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.stages.int8_tradeoff import render_tradeoff
+
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
@@ -67,6 +69,8 @@ def render_report(manifest: dict) -> str:
                 lines.append(f"\nint8 is {speedup:.2f}x faster than fp32 here.")
     else:
         lines.append(f"Not measured: {latency['reason']}.")
+    if manifest.get("int8_tradeoff"):
+        lines += render_tradeoff(manifest["int8_tradeoff"], target_name=target["name"])
     if target.get("rationale"):
         lines += ["", "## Why these settings", ""]
         lines += [f"- {key.replace('_', ' ')}: {text}" for key, text in target["rationale"].items()]

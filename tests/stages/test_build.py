@@ -57,8 +57,8 @@ def test_openvino_artifact_has_ir_models_pinned_to_f32(openvino_artifact):
     assert manifest["quantization"]["int8_vs_fp32"]["top1_agreement"] >= 0.9
 
 
-def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(pattern_data, trained_tiny, tmp_path):
-    out = build_tiny("rpi4", tmp_path / "pi", pattern_data, trained_tiny)
+def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(rpi4_artifact):
+    out = rpi4_artifact
     manifest = read_manifest(out)
     assert manifest["target"]["arch"] == "aarch64"
     assert "dot-product" in manifest["target"]["rationale"]["int8_expectation"]
@@ -67,6 +67,17 @@ def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(pattern_data,
     assert "Not measured" in report and "dot-product" in report
     # Both models ship: fp32 is the fallback where int8 does not pay off.
     assert {"model_fp32.onnx", "model_int8.onnx"} <= {m["file"] for m in manifest["models"]}
+
+
+def test_target_without_int8_dot_product_reports_what_int8_buys_and_costs(rpi4_artifact, cpu_artifact):
+    tradeoff = read_manifest(rpi4_artifact)["int8_tradeoff"]
+    assert tradeoff["fp32_bytes"] == (rpi4_artifact / "model_fp32.onnx").stat().st_size
+    assert tradeoff["int8_bytes"] == (rpi4_artifact / "model_int8.onnx").stat().st_size
+    assert tradeoff["size_ratio"] > 2.5  # tiny_cnn's int8 file is ~3x smaller (QDQ scales cost a little)
+    section = (rpi4_artifact / "REPORT.md").read_text().split("## int8 on a CPU without int8 dot-product")[1]
+    assert "What int8 buys" in section and "What it may cost" in section and "`model_fp32.onnx`" in section
+    # x86 with VNNI/AMX is a dot-product CPU: no such section there.
+    assert "int8_tradeoff" not in read_manifest(cpu_artifact)
 
 
 def test_failed_build_leaves_nothing_behind(pattern_data, trained_tiny, tmp_path):

@@ -1,0 +1,137 @@
+"""Check that an artifact's ONNX Runtime models give the same answers on aarch64 as here.
+
+The aarch64 side is ONNX Runtime of the same release under qemu user-mode emulation of a
+Raspberry Pi 4's Cortex-A72 (edgekit.emulation): a different instruction set and different MLAS
+kernels, on the same inputs. int8 QDQ models are expected to be bit-exact, fp32 within ~1e-6
+relative. Emulation says nothing about speed, so no timing is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import read_manifest
+from edgekit.errors import EdgekitError
+from edgekit.progress import progress, say, warn
+
+# Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
+RUNNER_TIMEOUT_S = 120
+RUNNER_TIMEOUT_PER_SAMPLE_S = 20
+
+
+def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
+    """max |diff|, the same divided by max |reference logit|, top-1 agreement, bit-exactness."""
+    if reference.shape != other.shape:
+        raise EdgekitError(f"emulated outputs have shape {other.shape}, expected {reference.shape}")
+    max_abs = float(np.max(np.abs(reference - other)))
+    scale = float(np.max(np.abs(reference)))
+    return {"max_abs_diff": max_abs, "max_norm_diff": max_abs / scale if scale > 0 else max_abs,
+            "top1_agreement": float(np.mean(reference.argmax(1) == other.argmax(1))),
+            "bit_exact": bool(np.array_equal(reference, other))}
+
+
+def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, samples: int) -> tuple[np.ndarray, str]:
+    """Preprocessed images from ``data``, else seeded standard-normal tensors of the input shape."""
+    if data is not None:
+        from edgekit.data import Preprocessing, labelled_images
+
+        images = labelled_images(data).subset(limit, seed=0)
+        with progress("loading images", len(images)) as advance:
+            array = images.load(Preprocessing.from_dict(manifest["preprocessing"]), progress=advance)
+        return array, f"{len(images)} images from {data}"
+    shape = tuple(manifest["input"]["shape"][1:])
+    array = np.random.default_rng(0).standard_normal((samples, *shape), dtype=np.float32)
+    return array, f"{samples} seeded standard-normal inputs"
+
+
+def host_logits(path: Path, inputs: np.ndarray, *, threads: int) -> np.ndarray:
+    """Batch 1, as the board runner does: a batch changes GEMM blocking and so fp32 rounding."""
+    from edgekit.runtimes import ort_session
+
+    session = ort_session(path, threads=threads)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: inputs[i:i + 1]})[0] for i in range(len(inputs))]
+                          ).astype(np.float32)
+
+
+def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Path | None = None,
+                    limit: int = 32, samples: int = 16, tol: float = 1e-4, threads: int = 1,
+                    json_path: str | Path | None = None, rebuild_cache: bool = False) -> dict:
+    """Run every ONNX Runtime model here and emulated; the report's "passed" says if all agree."""
+    from edgekit.emulation import check_arch, ensure_arm64_python
+
+    check_arch(arch)
+    if limit < 1 or samples < 1 or threads < 0 or not tol > 0:
+        raise EdgekitError(f"--limit and --samples must be >= 1, --threads >= 0 and --tol > 0, got {limit}, "
+                           f"{samples}, {threads} and {tol}")
+    folder = Path(artifact).resolve()
+    manifest = read_manifest(folder)
+    entries = [e for e in manifest["models"] if e["runtime"] == "onnxruntime"]
+    if not entries:
+        runtimes = sorted({e["runtime"] for e in manifest["models"]})
+        raise EdgekitError(f"{folder} has no ONNX Runtime models to verify (it has {', '.join(runtimes)})")
+    inputs, described = verify_inputs(manifest, data=data, limit=limit, samples=samples)
+    python = ensure_arm64_python(rebuild=rebuild_cache)
+    stamp = python.stamp()
+    host = platform.machine()
+    say(f"comparing ONNX Runtime on this {host} machine with emulated aarch64 ({stamp['qemu_cpu']}) on {described}")
+    timeout_s = RUNNER_TIMEOUT_S + RUNNER_TIMEOUT_PER_SAMPLE_S * len(inputs)
+    rows = []
+    # Status lines rather than a progress bar: its clock would show emulated timings.
+    with tempfile.TemporaryDirectory(prefix="edgekit-verify-") as tmp:
+        inputs_path = Path(tmp) / "inputs.npy"
+        np.save(inputs_path, inputs)
+        for index, entry in enumerate(entries, 1):
+            say(f"running {entry['file']} ({index}/{len(entries)}) under emulation")
+            model = folder / entry["file"]
+            outputs_path = Path(tmp) / f"{model.stem}.out.npy"
+            python.run_runner("infer", str(model), str(inputs_path), str(outputs_path), "--threads", str(threads),
+                              timeout_s=timeout_s, what=f"run of {entry['file']}")
+            result = compare_logits(host_logits(model, inputs, threads=threads), np.load(outputs_path))
+            result["passed"] = result["top1_agreement"] == 1.0 and result["max_norm_diff"] <= tol
+            rows.append({"file": entry["file"], "precision": entry["precision"], **result})
+            if entry["precision"] == "int8" and not result["bit_exact"]:
+                warn(f"{entry['file']}: int8 outputs differ between {host} and aarch64 (max |diff| "
+                     f"{result['max_abs_diff']:.3g}) where int8 QDQ is normally bit-exact")
+    board = {k: v for k, v in stamp["board"].items() if k not in ("logical_cores", "kernel")}
+    report = {
+        "artifact": str(folder), "model": manifest["model"]["name"], "target": manifest["target"]["name"],
+        "host": {"arch": host, "onnxruntime": stamp["versions"]["onnxruntime"]},
+        "emulated": {"cpu": stamp["qemu_cpu"], "emulator": "qemu user-mode", **board},
+        "inputs": described, "samples": len(inputs), "threads": threads, "tolerance": tol,
+        "results": rows, "passed": all(row["passed"] for row in rows),
+    }
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def print_report(report: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    emulated = report["emulated"]
+    table = Table(title=f"{report['model']} ({report['target']}): {report['host']['arch']} vs emulated aarch64 "
+                        "ONNX Runtime",
+                  caption=f"{emulated['cpu']} under qemu user-mode, ONNX Runtime {emulated['onnxruntime']}, "
+                          f"{report['inputs']}. Pass: top-1 agreement 100% and max normalised diff <= "
+                          f"{report['tolerance']:g}. Correctness only: emulation says nothing about speed.")
+    for title in ("model file", "prec", "max |diff|", "max norm diff", "top-1 agree", "bit-exact", "result"):
+        table.add_column(title, justify="left" if title in ("model file", "prec", "result") else "right")
+    for row in report["results"]:
+        table.add_row(row["file"], row["precision"], f"{row['max_abs_diff']:.3g}", f"{row['max_norm_diff']:.3g}",
+                      f"{100 * row['top1_agreement']:.1f}%", "yes" if row["bit_exact"] else "no",
+                      "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]")
+    (console or Console(width=max(Console().width, 110))).print(table)
+
+
+def failure_message(report: dict) -> str:
+    failed = [f"{row['file']} (top-1 agreement {100 * row['top1_agreement']:.1f}%, "
+              f"max normalised diff {row['max_norm_diff']:.3g})" for row in report["results"] if not row["passed"]]
+    return (f"emulated aarch64 outputs differ from {report['host']['arch']} beyond --tol {report['tolerance']:g} "
+            f"or in top-1: {'; '.join(failed)}")
