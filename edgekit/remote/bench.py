@@ -10,21 +10,12 @@ import json
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.isa import parse_cpuinfo
 from edgekit.progress import progress, say, warn
 from edgekit.remote.ssh import Board, Connection, connect
+from edgekit.stages.bench import describe_host
 
 RUNNER = Path(__file__).resolve().parents[1] / "board_runner.py"
 RUNNER_MISSING_DEPENDENCY = 3  # board_runner.MISSING_DEPENDENCY, kept literal: the runner is a script
-
-
-def board_description(info: dict, label: str) -> dict:
-    """The bench report's `host` block for a board, from the runner's `info`."""
-    isa = parse_cpuinfo(info.get("cpuinfo", ""), arch=info["arch"])
-    return {"cpu": isa.model_name, "arch": info["arch"], "logical_cores": info.get("logical_cores"),
-            "os": info.get("os"), "kernel": info.get("kernel"), "python": info.get("python"),
-            "numpy": info.get("numpy"), "onnxruntime": info.get("onnxruntime"), "board": label,
-            "int8_features": isa.int8_features, "int8_verdict": isa.verdict()}
 
 
 def _runner_json(connection: Connection, code: int, out: str, err: str, what: str) -> dict:
@@ -93,7 +84,7 @@ def measure_on_board(board: Board, folder: Path, manifest: dict, *, threads: int
                 if info.get(module) is None:
                     raise EdgekitError(f"{connection.label}: {module} is not installed for {board.python} on the "
                                        f"board; install it there (pip install {module})")
-            host = board_description(info, connection.label)
+            host = describe_host(info, board=connection.label)
             say(f"board: {host['cpu']}, {host['arch']}, {host['os']}, onnxruntime {host['onnxruntime']}")
             files = [(folder / name, f"artifact/{name}") for name in names]
             if data_path is not None:

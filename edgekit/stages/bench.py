@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgekit.artifact import read_manifest
+from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.data import Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
+from edgekit.isa import parse_cpuinfo
 from edgekit.progress import progress, say, warn
 
 if TYPE_CHECKING:
@@ -24,19 +25,13 @@ def run_worker(job: dict) -> dict:
     return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
 
 
-def host_info() -> dict:
-    import psutil
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "arch": platform.machine(), "logical_cores": psutil.cpu_count(),
-            "os": platform.platform(), "python": platform.python_version()}
+def describe_host(info: dict, board: str | None = None) -> dict:
+    """The report's `host` block, from the board runner's `info` (here or on a board over SSH)."""
+    isa = parse_cpuinfo(info.get("cpuinfo", ""), arch=info["arch"])
+    return {"cpu": isa.model_name, "arch": info["arch"], "logical_cores": info.get("logical_cores"),
+            "os": info.get("os"), "kernel": info.get("kernel"), "python": info.get("python"),
+            "numpy": info.get("numpy"), "onnxruntime": info.get("onnxruntime"), "board": board,
+            "int8_features": isa.int8_features, "int8_verdict": isa.verdict()}
 
 
 def measure_models(folder: Path, manifest: dict, *, threads: int, runs: int, warmup: int,
@@ -118,7 +113,7 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
                 warn(f"the model has {expected} classes but {data} has {len(images.classes)}: "
                      "top-1 assumes class i is the i-th sub-folder in sorted order")
         if board is None:
-            host = host_info()
+            host = describe_host(machine_info())
             rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
         else:
             from edgekit.remote.bench import measure_on_board

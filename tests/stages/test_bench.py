@@ -22,6 +22,9 @@ def test_bench_measures_every_runtime_with_accuracy(cpu_artifact, pattern_data, 
     assert rows["model_int8.onnx"]["agreement_with_fp32"] >= 0.9
     assert "speedup_vs_fp32" in rows["model_int8.onnx"]
     assert json.loads((tmp_path / "r.json").read_text())["settings"]["eval_images"] == 100
+    # Described the way a board is (the runner's `info`), with this CPU's int8 verdict.
+    host = report["host"]
+    assert host["board"] is None and host["cpu"] != "unknown" and host["onnxruntime"] and host["int8_verdict"]
     assert (tmp_path / "r.csv").read_text().count("\n") == 4
 
 
