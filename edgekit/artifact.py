@@ -71,6 +71,11 @@ def _make_readable(folder: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def entry_bytes(folder: Path, entry: dict) -> int:
+    """Bytes of a manifest model entry: its file plus companions (OpenVINO .bin, external data)."""
+    return sum((folder / name).stat().st_size for name in [entry["file"], *entry.get("companions", [])])
+
+
 def write_manifest(folder: Path, manifest: dict) -> None:
     manifest = {"schema": SCHEMA, **manifest, "files": file_hashes(folder)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

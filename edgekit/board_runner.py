@@ -94,6 +94,7 @@ def peak_rss_mb() -> float:
 
 
 def ort_runner(job: dict):
+    # The same session options as edgekit.runtimes.ort_session, which this script cannot import.
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(job["threads"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.targets import ARCH_ALIASES
+
 INT8_FEATURES = {
     "x86_64": ("avx512_vnni", "avx_vnni", "amx_int8"),
     "aarch64": ("asimddp", "i8mm"),
@@ -45,7 +47,11 @@ class IsaReport:
 
 
 def parse_cpuinfo(text: str, *, arch: str) -> IsaReport:
-    """Features of the first processor block ('flags' on x86, 'Features' on ARM)."""
+    """Features of the first processor block ('flags' on x86, 'Features' on ARM).
+
+    ``arch`` is what `uname -m` or platform.machine() says (arm64 and amd64 are normalised).
+    """
+    arch = ARCH_ALIASES.get(arch.lower(), arch.lower())
     features: set[str] = set()
     model_name = board = ""
     for line in text.splitlines():
@@ -74,5 +80,4 @@ ARM_PARTS = {"0xd03": "Cortex-A53", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76"
 def probe_local(cpuinfo: Path = Path("/proc/cpuinfo")) -> IsaReport:
     import platform
 
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    return parse_cpuinfo(cpuinfo.read_text(), arch=arch)
+    return parse_cpuinfo(cpuinfo.read_text(), arch=platform.machine())

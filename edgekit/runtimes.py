@@ -47,8 +47,8 @@ def explain_ort_error(path: Path, error: Exception) -> str:
     return text[:300]
 
 
-def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
-    session = ort_session(path)
+def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 32, threads: int = 0) -> np.ndarray:
+    session = ort_session(path, threads=threads)
     name = session.get_inputs()[0].name
     static_batch = session.get_inputs()[0].shape[0]
     if isinstance(static_batch, int):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from edgekit.errors import EdgekitError
 from edgekit.isa import IsaReport, parse_cpuinfo
 from edgekit.remote.ssh import Board, connect
-from edgekit.targets import ARCH_ALIASES
 
 
 def probe_board(board: Board) -> tuple[IsaReport, str]:
@@ -16,5 +15,4 @@ def probe_board(board: Board) -> tuple[IsaReport, str]:
         code, cpuinfo, err = connection.run(["cat", "/proc/cpuinfo"], timeout=30)
         if code != 0 or not cpuinfo.strip():
             raise EdgekitError(f"{connection.label}: cannot read /proc/cpuinfo (is it Linux?): {err.strip()[:200]}")
-        arch = ARCH_ALIASES.get(machine.strip().lower(), machine.strip().lower())
-        return parse_cpuinfo(cpuinfo, arch=arch), connection.label
+        return parse_cpuinfo(cpuinfo, arch=machine.strip()), connection.label

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgekit.artifact import read_manifest
+from edgekit.artifact import entry_bytes, read_manifest
 from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
-from edgekit.data import Preprocessing, labelled_images
+from edgekit.data import ImageSet, Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.isa import parse_cpuinfo
 from edgekit.progress import progress, say, warn
 
 if TYPE_CHECKING:
     from edgekit.remote.ssh import Board
+
 
 def run_worker(job: dict) -> dict:
     return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
@@ -53,14 +54,17 @@ def measure_models(folder: Path, manifest: dict, *, threads: int, runs: int, war
                 job["max_seconds"] = max_seconds
             result = run_worker(job)
             rows.append({"file": entry["file"], "runtime": entry["runtime"], "precision": entry["precision"],
-                         "size_mb": _size_mb(folder, entry), **result})
+                         "size_mb": entry_bytes(folder, entry) / 1e6, **result})
             advance()
     return rows
 
 
-def _size_mb(folder: Path, entry: dict) -> float:
-    files = [entry["file"], *entry.get("companions", [])]
-    return sum((folder / f).stat().st_size for f in files) / 1e6
+def load_evaluation_images(data: str | Path, manifest: dict, *, limit: int) -> tuple[ImageSet, np.ndarray]:
+    """A deterministic sample of a labelled folder, preprocessed as the artifact's manifest says."""
+    images = labelled_images(data).subset(limit, seed=0)
+    with progress("loading evaluation images", len(images)) as advance:
+        array = images.load(Preprocessing.from_dict(manifest["preprocessing"]), progress=advance)
+    return images, array
 
 
 def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
@@ -100,10 +104,7 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         data_path = None
         if data is not None:
-            images = labelled_images(data).subset(limit, seed=0)
-            preprocessing = Preprocessing.from_dict(manifest["preprocessing"])
-            with progress("loading evaluation images", len(images)) as advance:
-                array = images.load(preprocessing, progress=advance)
+            images, array = load_evaluation_images(data, manifest, limit=limit)
             data_path = Path(tmp) / "eval.npy"
             np.save(data_path, array)
             labels = images.labels

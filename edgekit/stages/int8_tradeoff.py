@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.artifact import entry_bytes
+
 
 def int8_tradeoff(folder: Path, manifest: dict) -> dict | None:
     """None unless the target says it lacks int8 dot-product and an int8 model was built."""
@@ -17,10 +19,7 @@ def int8_tradeoff(folder: Path, manifest: dict) -> dict | None:
     if target.get("int8_dot_product") is not False or "int8" not in models:
         return None
 
-    def size(entry: dict) -> int:
-        return sum((folder / f).stat().st_size for f in [entry["file"], *entry.get("companions", [])])
-
-    fp32_bytes, int8_bytes = size(models["fp32"]), size(models["int8"])
+    fp32_bytes, int8_bytes = entry_bytes(folder, models["fp32"]), entry_bytes(folder, models["int8"])
     check = manifest["latency_check"]
     return {
         "fp32_model": models["fp32"]["file"], "int8_model": models["int8"]["file"],

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekit.artifact import read_manifest
 from edgekit.errors import EdgekitError
-from edgekit.progress import progress, say, warn
+from edgekit.progress import say, warn
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
 RUNNER_TIMEOUT_S = 120
@@ -25,24 +25,23 @@ RUNNER_TIMEOUT_PER_SAMPLE_S = 20
 
 
 def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
-    """max |diff|, the same divided by max |reference logit|, top-1 agreement, bit-exactness."""
+    """The build's parity measure (max |diff|, normalised by max |reference logit|, top-1 agreement)
+    plus bit-exactness."""
+    from edgekit.stages.export import compare_logits as parity
+
     if reference.shape != other.shape:
         raise EdgekitError(f"emulated outputs have shape {other.shape}, expected {reference.shape}")
-    max_abs = float(np.max(np.abs(reference - other)))
-    scale = float(np.max(np.abs(reference)))
-    return {"max_abs_diff": max_abs, "max_norm_diff": max_abs / scale if scale > 0 else max_abs,
-            "top1_agreement": float(np.mean(reference.argmax(1) == other.argmax(1))),
-            "bit_exact": bool(np.array_equal(reference, other))}
+    measured = parity(reference, other)
+    return {"max_abs_diff": measured["max_abs_diff"], "max_norm_diff": measured["max_normalised_diff"],
+            "top1_agreement": measured["top1_agreement"], "bit_exact": bool(np.array_equal(reference, other))}
 
 
 def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, samples: int) -> tuple[np.ndarray, str]:
     """Preprocessed images from ``data``, else seeded standard-normal tensors of the input shape."""
     if data is not None:
-        from edgekit.data import Preprocessing, labelled_images
+        from edgekit.stages.bench import load_evaluation_images
 
-        images = labelled_images(data).subset(limit, seed=0)
-        with progress("loading images", len(images)) as advance:
-            array = images.load(Preprocessing.from_dict(manifest["preprocessing"]), progress=advance)
+        images, array = load_evaluation_images(data, manifest, limit=limit)
         return array, f"{len(images)} images from {data}"
     shape = tuple(manifest["input"]["shape"][1:])
     array = np.random.default_rng(0).standard_normal((samples, *shape), dtype=np.float32)
@@ -51,12 +50,9 @@ def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, sample
 
 def host_logits(path: Path, inputs: np.ndarray, *, threads: int) -> np.ndarray:
     """Batch 1, as the board runner does: a batch changes GEMM blocking and so fp32 rounding."""
-    from edgekit.runtimes import ort_session
+    from edgekit.runtimes import ort_logits
 
-    session = ort_session(path, threads=threads)
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: inputs[i:i + 1]})[0] for i in range(len(inputs))]
-                          ).astype(np.float32)
+    return ort_logits(path, inputs, batch_size=1, threads=threads).astype(np.float32)
 
 
 def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Path | None = None,
