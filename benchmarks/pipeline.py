@@ -27,6 +27,7 @@ from edgekit.models import build_model, default_config, get_spec, save_checkpoin
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.stages.bench import bench_artifact
 from edgekit.stages.bench_table import flatten, print_table
+from edgekit.artifact import read_manifest
 from edgekit.stages.build import BuildOptions, build_artifact
 
 from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -101,7 +102,7 @@ def main() -> int:
                                       options=BuildOptions(calib=folders["calib"], force=True))
             report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
             print_table(report)
-            manifest = json.loads((artifact / "manifest.json").read_text())
+            manifest = read_manifest(artifact)
             summary["runs"].append({"model": name, "options": config.options, "target": target, "bench": report,
                                     "parity": manifest["export"]["parity"],
                                     "build_latency_check": manifest["latency_check"],

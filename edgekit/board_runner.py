@@ -13,15 +13,21 @@ numbers from a board and from this machine come from one piece of code.
                                                [--data EVAL.npy] [--json OUT.json]
     python3 board_runner.py measure < job.json      (one model in a fresh process; bench uses it)
 
+bench checks the manifest and the sha256 of every file it will read before running anything. Its
+workers run under $EDGEKIT_RUNNER_PYTHON if set, a JSON argv such as ["qemu-aarch64-static", "python3"].
+
 Exit codes: 0 done, 1 a model failed, 2 bad usage or input, 3 numpy/onnxruntime missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -29,6 +35,9 @@ import time
 MISSING_DEPENDENCY = 3
 BAD_INPUT = 2
 WORKER_TIMEOUT_S = 1800
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024  # real manifests are a few kB; this only bounds a hostile one
+RUNNER_PYTHON = "EDGEKIT_RUNNER_PYTHON"
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class RunnerError(Exception):
@@ -168,6 +177,8 @@ def run_worker(job: dict, argv: list) -> dict:
                               timeout=WORKER_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    except OSError as error:  # e.g. an aarch64 interpreter exec'd without qemu: ENOEXEC
+        return {"ok": False, "error": f"cannot start the worker {argv[0]}: {error.strerror or error}"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
@@ -175,37 +186,153 @@ def run_worker(job: dict, argv: list) -> dict:
     return json.loads(lines[-1])
 
 
-# ---- commands ------------------------------------------------------------------------------------
+def worker_command() -> list:
+    """bench's interpreter for workers: $EDGEKIT_RUNNER_PYTHON, else this one. Under qemu user-mode
+    sys.executable is an aarch64 binary the kernel runs only where binfmt_misc has qemu registered,
+    so edgekit's emulation names qemu here: every worker starts through it explicitly."""
+    raw = os.environ.get(RUNNER_PYTHON, "")
+    if not raw:
+        return [sys.executable]
+    try:
+        argv = json.loads(raw)
+    except ValueError:
+        argv = None
+    if not (isinstance(argv, list) and argv and all(isinstance(a, str) and a for a in argv)):
+        raise RunnerError(f"{RUNNER_PYTHON} must be a JSON list of non-empty strings such as "
+                          f'["/usr/bin/python3"], got {raw[:200]!r}')
+    return argv
 
-def _inside(folder: str, name: str) -> str:
-    """A manifest names files relative to its folder; refuse names that would escape it."""
-    path = os.path.realpath(os.path.join(folder, name))
-    if os.path.isabs(name) or not path.startswith(os.path.realpath(folder) + os.sep):
-        raise RunnerError(f"manifest names a file outside the artifact: {name!r}")
-    return path
+
+# ---- commands ------------------------------------------------------------------------------------
+# bench checks the artifact before anything runs: it comes from elsewhere, its manifest says which
+# files onnxruntime parses, and this script cannot import edgekit.artifact's checks.
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:200]
+
+
+def _count(value, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _read_manifest(folder: str) -> dict:
+    path = os.path.join(folder, "manifest.json")
+    if os.path.islink(path):
+        raise RunnerError(f"{path} is a symlink; an artifact's manifest.json must be a regular file")
+    try:  # O_NOFOLLOW: a symlink swapped in after the check above is refused all the same
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise RunnerError(f"{path} is not a regular file")
+            raw = handle.read(MANIFEST_MAX_BYTES + 1)
+    except OSError as error:
+        raise RunnerError(f"{folder} is not an edgekit artifact (cannot read manifest.json: "
+                          f"{error.strerror or error})") from None
+    if len(raw) > MANIFEST_MAX_BYTES:
+        raise RunnerError(f"{path} is larger than {MANIFEST_MAX_BYTES >> 20} MB; refusing to parse it")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise RunnerError(f"{path} is not valid JSON: {_one_line(error)}") from None
+    _check_manifest(manifest)
+    return manifest
+
+
+def _check_manifest(manifest) -> None:
+    """The keys and types this script reads, so that a bad manifest is one line, not a KeyError."""
+    def require(ok, key: str, expected: str) -> None:
+        if not ok:
+            raise RunnerError(f"manifest.json: {key} must be {expected}")
+
+    require(isinstance(manifest, dict), "the top level", "a JSON object")
+    files = manifest.get("files")
+    require(isinstance(files, dict), '"files"', 'an object of file name -> {"sha256": ..., "bytes": ...}')
+    for name, record in files.items():
+        require(isinstance(record, dict) and SHA256.fullmatch(str(record.get("sha256"))) and
+                _count(record.get("bytes"), 0), f"files[{name!r}]", '{"sha256": 64 hex digits, "bytes": size}')
+    models = manifest.get("models")
+    require(isinstance(models, list), '"models"', "a list of model entries")
+    for index, entry in enumerate(models):
+        require(isinstance(entry, dict) and all(isinstance(entry.get(key), str) and entry[key]
+                                                for key in ("file", "runtime", "precision")),
+                f"models[{index}]", 'an object with string "file", "runtime" and "precision"')
+        companions = entry.get("companions", [])
+        require(isinstance(companions, list) and all(isinstance(c, str) and c for c in companions),
+                f"models[{index}].companions", "a list of file names")
+    sections = {key: manifest.get(key) if isinstance(manifest.get(key), dict) else {}
+                for key in ("input", "target", "model")}
+    shape = sections["input"].get("shape")
+    require(isinstance(shape, list) and shape and all(_count(d) for d in shape), "input.shape",
+            "a list of positive integers")
+    require(_count(sections["target"].get("threads")), "target.threads", "a positive integer")
+    for key in ("model", "target"):
+        require(isinstance(sections[key].get("name"), str), f"{key}.name", "a string")
+
+
+def _verified(folder: str, files: dict, name: str) -> str:
+    """The real path of a file the manifest names, once it is proven to be the listed one."""
+    if os.path.isabs(name) or ".." in name.split("/"):
+        raise RunnerError(f"manifest names {name!r}, a path outside the artifact")
+    if name not in files:
+        raise RunnerError(f"manifest names {name!r}, which is not listed in its files (no sha256 to check)")
+    path, root = os.path.join(folder, name), os.path.realpath(folder)
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):  # its target could be anywhere, and change after the check
+            raise RunnerError(f"artifact file {name} is a symlink; only regular files inside the artifact are run")
+        if not stat.S_ISREG(info.st_mode):
+            raise RunnerError(f"artifact file {name} is not a regular file")
+        real = os.path.realpath(path)
+        if not real.startswith(root + os.sep):  # through a symlinked folder
+            raise RunnerError(f"manifest names {name!r}, which resolves outside the artifact")
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise RunnerError(f"artifact file {name} cannot be read: {error.strerror or error}") from None
+    if info.st_size != files[name]["bytes"] or digest.hexdigest() != files[name]["sha256"].lower():
+        raise RunnerError(f"artifact file {name} does not match its size and sha256 in manifest.json (modified?)")
+    return real
+
+
+def _check_data(np, data_path: str, shape: list) -> None:
+    """Evaluation images: float32, N x the model input without its batch dimension."""
+    try:
+        if not os.path.isfile(data_path):
+            raise OSError("no such file")
+        data = np.load(data_path, mmap_mode="r", allow_pickle=False)  # maps it: reads the header only
+    except Exception as error:
+        raise RunnerError(f"--data {data_path} is not a readable .npy file: {_one_line(error)}") from None
+    if data.dtype != np.float32 or data.ndim != len(shape) or data.shape[1:] != tuple(shape[1:]) or not len(data):
+        found = " x ".join(map(str, data.shape)) or "a scalar"
+        raise RunnerError(f"--data {data_path} holds {data.dtype} {found}, expected "
+                          f"float32 N x {' x '.join(map(str, shape[1:]))} with N >= 1")
 
 
 def bench(folder: str, *, runs: int, warmup: int, threads, data_path, json_path=None) -> dict:
-    _require("numpy")
+    np = _require("numpy")
     _require("onnxruntime")
-    manifest_path = os.path.join(folder, "manifest.json")
-    try:
-        with open(manifest_path) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise RunnerError(f"{folder} is not an edgekit artifact (cannot read manifest.json: {error})") from None
-    threads = int(threads or manifest["target"]["threads"])
+    manifest = _read_manifest(folder)
+    if json_path and os.path.realpath(json_path).startswith(os.path.realpath(folder) + os.sep):
+        raise RunnerError(f"--json {json_path} lies inside the artifact; write the report elsewhere")
+    threads = threads or manifest["target"]["threads"]
     entries = [e for e in manifest["models"] if e["runtime"] == "onnxruntime"]
     if not entries:
         raise RunnerError(f"{folder} has no ONNX Runtime models (the board runner runs only those)")
+    if data_path:
+        _check_data(np, data_path, manifest["input"]["shape"])
+    interpreter = worker_command()
+    # All files of all models are verified before the first one runs. The other runtimes' files are
+    # never read here (nor copied to boards), so they are not checked.
+    names = [[entry["file"], *entry.get("companions", [])] for entry in entries]
+    paths = [[_verified(folder, manifest["files"], name) for name in group] for group in names]
     rows = []
-    for index, entry in enumerate(entries, 1):
-        _progress(f"measuring {index}/{len(entries)}: {entry['file']}")
-        files = [entry["file"], *entry.get("companions", [])]
-        job = {"model_path": _inside(folder, entry["file"]), "threads": threads, "runs": runs,
-               "warmup": warmup, "input_shape": manifest["input"]["shape"], "data_path": data_path}
-        result = run_worker(job, [sys.executable, os.path.abspath(__file__), "measure"])
-        size_mb = sum(os.path.getsize(_inside(folder, f)) for f in files) / 1e6
+    for index, entry in enumerate(entries):
+        _progress(f"measuring {index + 1}/{len(entries)}: {entry['file']}")
+        job = {"model_path": paths[index][0], "threads": threads, "runs": runs, "warmup": warmup,
+               "input_shape": manifest["input"]["shape"], "data_path": data_path}
+        result = run_worker(job, [*interpreter, os.path.abspath(__file__), "measure"])
+        size_mb = sum(manifest["files"][name]["bytes"] for name in names[index]) / 1e6
         rows.append({"file": entry["file"], "runtime": entry["runtime"], "precision": entry["precision"],
                      "size_mb": size_mb, **result})
     skipped = [e["file"] for e in manifest["models"] if e["runtime"] != "onnxruntime"]
@@ -220,8 +347,14 @@ def bench(folder: str, *, runs: int, warmup: int, threads, data_path, json_path=
 
 def infer(model: str, inputs: str, outputs: str, threads: int) -> None:
     np = _require("numpy")
+    for what, path in (("model", model), ("inputs", inputs), ("outputs folder", os.path.dirname(outputs) or ".")):
+        if not os.path.exists(path):
+            raise RunnerError(f"infer: {what} {path} does not exist")
+    try:
+        images = np.load(inputs, allow_pickle=False)
+    except Exception as error:
+        raise RunnerError(f"infer: inputs {inputs} is not a readable .npy file: {_one_line(error)}") from None
     run = ort_runner({"model_path": model, "threads": threads})
-    images = np.load(inputs)
     results = [np.asarray(run(np.ascontiguousarray(images[i:i + 1])), dtype=np.float32) for i in range(len(images))]
     np.save(outputs, np.concatenate(results))
 
@@ -267,6 +400,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_counts(*options) -> None:
+    for flag, value, least in options:
+        if value is not None and value < least:
+            raise RunnerError(f"{flag} must be >= {least}, got {value}")
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -275,10 +414,10 @@ def main(argv=None) -> int:
         elif args.command == "measure":
             print("\n" + json.dumps(measure_reporting_errors(json.loads(sys.stdin.read()))))
         elif args.command == "infer":
+            _check_counts(("--threads", args.threads, 0))  # 0: onnxruntime's default (edgekit verify's)
             infer(args.model, args.inputs, args.outputs, args.threads)
         else:
-            if args.runs < 1 or args.warmup < 0:
-                raise RunnerError(f"--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}")
+            _check_counts(("--runs", args.runs, 1), ("--warmup", args.warmup, 0), ("--threads", args.threads, 1))
             report = bench(args.artifact, runs=args.runs, warmup=args.warmup, threads=args.threads,
                            data_path=args.data, json_path=args.json)
             _print_table(report)

@@ -7,6 +7,8 @@ import sys
 import click
 
 from edgekit import __version__
+from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, THREADS, FiniteFloat, ImageChannels,
+                                 float_list, fraction, one_line_failure, positive_float)
 from edgekit.errors import EdgekitError
 from edgekit.remote.options import board_options
 from edgekit.train.command import train_command
@@ -14,23 +16,16 @@ from edgekit.verify_command import verify_command
 
 
 class _Group(click.Group):
-    """Turns EdgekitError into one line on stderr and exit status 1 (tracebacks are for bugs)."""
+    """Turns a user's mistake (EdgekitError, a bad option, an OS error) into one line on stderr and a
+    non-zero exit; tracebacks are for bugs."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except EdgekitError as error:
-            click.echo(f"error: {error.one_line()}", err=True)
-            ctx.exit(1)
-
-
-def _floats(_ctx, _param, value):
-    if value is None:
-        return None
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+        except (EdgekitError, click.UsageError, OSError, MemoryError) as error:
+            message, status = one_line_failure(error)
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,19 +101,20 @@ def targets_command(probe: bool, board) -> None:
 @click.option("--model", "-m", required=True, help="Registered model name, or a path to an .onnx file.")
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
 @click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
-@click.option("--calib-size", default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
+@click.option("--calib-size", type=COUNT, default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]),
               help="Override the target's calibration method (ONNX Runtime targets).")
-@click.option("--weights", type=click.Path(), help="state_dict or edgekit checkpoint (loaded weights_only).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict or edgekit checkpoint (loaded weights_only).")
 @click.option("--out", "-o", type=click.Path(), help="Artifact folder [default: artifacts/<model>-<target>].")
-@click.option("--num-classes", type=int, help="Classifier size [default: the model's].")
-@click.option("--in-channels", type=int, help="Input channels, 1 or 3 [default: the model's].")
-@click.option("--input-size", type=int, help="Square input size in pixels [default: the model's].")
-@click.option("--mean", callback=_floats, help="Per-channel mean, e.g. 0.485,0.456,0.406.")
-@click.option("--std", callback=_floats, help="Per-channel std.")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classifier size [default: the model's].")
+@click.option("--in-channels", type=ImageChannels(), help="Input channels, 1 or 3 [default: the model's].")
+@click.option("--input-size", type=INPUT_SIZE, help="Square input size in pixels [default: the model's].")
+@click.option("--mean", callback=float_list(), help="Per-channel mean, e.g. 0.485,0.456,0.406.")
+@click.option("--std", callback=float_list(positive=True), help="Per-channel std (> 0).")
 @click.option("--exporter", type=click.Choice(["legacy", "dynamo"]), default="legacy", show_default=True)
-@click.option("--opset", type=int, help="ONNX opset [default: 17 legacy, 18 dynamo].")
-@click.option("--parity-tol", default=1e-4, show_default=True, help="Max |ORT-PyTorch| / max|logit| allowed.")
+@click.option("--opset", type=click.IntRange(13, 23), help="ONNX opset [default: 17 legacy, 18 dynamo].")
+@click.option("--parity-tol", type=FiniteFloat(0, 1, min_open=True), default=1e-4, show_default=True,
+              help="Max |ORT-PyTorch| / max|logit| allowed.")
 @click.option("--fp32-only", is_flag=True, help="Build without int8 (no calibration needed).")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
@@ -138,12 +134,12 @@ def build_command(model, target, calib, calib_size, calib_method, weights, out, 
 @cli.command("bench")
 @click.argument("artifact", type=click.Path())
 @click.option("--data", type=click.Path(), help="Labelled ImageFolder tree for top-1 accuracy and agreement.")
-@click.option("--limit", default=1000, show_default=True, help="Max evaluation images (deterministic sample).")
-@click.option("--runs", default=200, show_default=True, help="Timed runs per model after warm-up.")
-@click.option("--warmup", default=20, show_default=True)
-@click.option("--threads", type=int, help="Inference threads [default: the target's].")
-@click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
-@click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+@click.option("--limit", type=COUNT, default=1000, show_default=True, help="Max evaluation images (deterministic sample).")
+@click.option("--runs", type=COUNT, default=200, show_default=True, help="Timed runs per model after warm-up.")
+@click.option("--warmup", type=NON_NEGATIVE, default=20, show_default=True)
+@click.option("--threads", type=THREADS, help="Inference threads [default: the target's].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write results as CSV.")
 @board_options
 def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, board) -> None:
     """Latency, throughput, memory, size and accuracy of every model in an artifact.
@@ -165,26 +161,31 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
 @click.option("--data", required=True, type=click.Path(), help="Labelled ImageFolder tree (split per class).")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Folder for results, checkpoints, best config.")
 @click.option("--model", "-m", default="mobilenet_v2_rs_cifar", show_default=True)
-@click.option("--input-size", default=32, show_default=True)
+@click.option("--input-size", type=INPUT_SIZE, default=32, show_default=True)
 @click.option("--grayscale", is_flag=True, help="Load images as 1 channel (else RGB).")
 @click.option("--derived", multiple=True, type=click.Choice(["edges"]),
               help="Extra input channel computed from the image (the split step's second stream).")
-@click.option("--val-fraction", default=0.2, show_default=True)
-@click.option("--root-epochs", default=30, show_default=True, help="Epochs to train the unmodified root model.")
-@click.option("--epochs", default=8, show_default=True, help="Training budget per candidate, in epochs...")
-@click.option("--minutes", type=float, help="...and/or in minutes (stops at the first epoch boundary past it).")
-@click.option("--lr", default=3e-3, show_default=True)
-@click.option("--workers", default=2, show_default=True, help="Candidates trained concurrently (processes).")
-@click.option("--max-rounds", default=2, show_default=True, help="Greedy replication rounds at most.")
-@click.option("--max-candidates", type=int, help="Per round, only the first N eligible blocks / split positions.")
-@click.option("--max-params", type=int, help="Parameter budget for replicated models.")
-@click.option("--max-split", default=6, show_default=True, help="Largest split position tried in step 2.")
+@click.option("--val-fraction", type=fraction(), default=0.2, show_default=True)
+@click.option("--root-epochs", type=NON_NEGATIVE, default=30, show_default=True,
+              help="Epochs to train the unmodified root model.")
+@click.option("--epochs", type=COUNT, default=8, show_default=True, help="Training budget per candidate, in epochs...")
+@click.option("--minutes", type=positive_float(),
+              help="...and/or in minutes (stops at the first epoch boundary past it).")
+@click.option("--lr", type=positive_float(10), default=3e-3, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Candidates trained concurrently (processes).")
+@click.option("--max-rounds", type=NON_NEGATIVE, default=2, show_default=True, help="Greedy replication rounds at most.")
+@click.option("--max-candidates", type=COUNT, help="Per round, only the first N eligible blocks / split positions.")
+@click.option("--max-params", type=COUNT, help="Parameter budget for replicated models.")
+@click.option("--max-split", type=COUNT, default=6, show_default=True, help="Largest split position tried in step 2.")
 @click.option("--merge", type=click.Choice(["concat_half", "concat"]), default="concat_half", show_default=True)
 @click.option("--target", "-t", default="cpu", show_default=True, help="Target whose int8 latency is measured.")
-@click.option("--latency-weight", default=0.0, show_default=True,
+@click.option("--latency-weight", type=FiniteFloat(0), default=0.0, show_default=True,
               help="Objective: accuracy %% minus this x int8 p50 ms (0 = the paper's accuracy-only search).")
+@click.option("--force", is_flag=True, help="Replace an existing search folder (one edgekit wrote).")
 def search_command(data, out, model, input_size, grayscale, derived, val_fraction, root_epochs, epochs, minutes, lr,
-                   workers, max_rounds, max_candidates, max_params, max_split, merge, target, latency_weight) -> None:
+                   workers, max_rounds, max_candidates, max_params, max_split, merge, target, latency_weight,
+                   force) -> None:
     """Two-step search: greedy block replication, then the input-split position."""
     from edgekit.search import SearchSettings, run_search
     from edgekit.search.report import print_results
@@ -194,7 +195,7 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
                               lr=lr, workers=workers, max_rounds=max_rounds, max_candidates=max_candidates,
                               max_params=max_params,
                               max_split=max_split, merge=merge, target=target, latency_weight=latency_weight)
-    print_results(run_search(data, out, settings))
+    print_results(run_search(data, out, settings, force=force))
 
 
 cli.add_command(train_command)
@@ -202,18 +203,21 @@ cli.add_command(verify_command)
 
 
 @cli.command("prune")
-@click.option("--weights", "-w", required=True, type=click.Path(), help="edgekit checkpoint (e.g. best.pt of a run).")
+@click.option("--weights", "-w", required=True, type=click.Path(dir_okay=False),
+              help="edgekit checkpoint (e.g. best.pt of a run).")
 @click.option("--data", required=True, help="The ImageFolder tree it was trained on (same split), or 'cifar10'.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Folder for pruned.pt and prune_report.json.")
 @click.option("--method", type=click.Choice(["channels", "l1-unstructured"]), default="channels", show_default=True,
               help="channels: torch-pruning structured (smaller, faster); l1-unstructured: the paper's global L1.")
-@click.option("--sparsity", type=float, required=True,
+@click.option("--sparsity", type=fraction(), required=True,
               help="channels: fraction of channels removed; l1-unstructured: conv-weight sparsity to reach.")
-@click.option("--amount", default=0.2, show_default=True, help="l1-unstructured: share of remaining weights per round.")
-@click.option("--finetune-epochs", default=1, show_default=True, help="Per round (unstructured) / after pruning.")
-@click.option("--finetune-subset", type=int, help="Fine-tune on a deterministic sample of the training split.")
-@click.option("--lr", default=0.01, show_default=True, help="Fine-tuning peak learning rate (SGD, one-cycle).")
-@click.option("--batch-size", default=128, show_default=True)
+@click.option("--amount", type=fraction(), default=0.2, show_default=True,
+              help="l1-unstructured: share of remaining weights per round.")
+@click.option("--finetune-epochs", type=COUNT, default=1, show_default=True, help="Per round (unstructured) / after pruning.")
+@click.option("--finetune-subset", type=COUNT, help="Fine-tune on a deterministic sample of the training split.")
+@click.option("--lr", type=positive_float(10), default=0.01, show_default=True,
+              help="Fine-tuning peak learning rate (SGD, one-cycle).")
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs, finetune_subset, lr, batch_size,
                   force) -> None:
@@ -230,7 +234,7 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
 
 @cli.command("demo")
 @click.option("--workdir", type=click.Path(), default="demo-output", show_default=True)
-@click.option("--epochs", default=None, type=int, help="Training epochs [default: the demo's].")
+@click.option("--epochs", default=None, type=click.IntRange(1, 1000), help="Training epochs [default: the demo's].")
 def demo_command(workdir, epochs) -> None:
     """Offline end-to-end run: train on scikit-learn's digits, build for cpu, bench with accuracy."""
     from edgekit.demo import run_demo

@@ -17,6 +17,7 @@ from edgekit.progress import say
 
 MODEL = "small_cnn"
 EPOCHS = 10
+MARKER = "edgekit-demo.json"  # marks a folder as the demo's own: a rerun may rewrite it
 
 
 def write_digits(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> tuple[Path, Path]:
@@ -40,6 +41,23 @@ def write_digits(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> tup
     return root / "train", root / "val"
 
 
+def _claim_workdir(workdir: Path) -> Path:
+    """The demo rewrites its own folder on every run, so it must be new, empty or an earlier demo's."""
+    from edgekit.errors import EdgekitError
+    from edgekit.outputs import check_not_overlapping, check_writable_location
+
+    check_not_overlapping(workdir, {}, option="--workdir")
+    if workdir.exists() and not workdir.is_dir():
+        raise EdgekitError(f"--workdir {workdir} is a file, not a folder")
+    check_writable_location(workdir.resolve(), option="--workdir")
+    marker = workdir / MARKER
+    if workdir.is_dir() and any(workdir.iterdir()) and not marker.is_file():
+        raise EdgekitError(f"--workdir {workdir} holds files edgekit did not write; choose a new or empty folder")
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"schema": "edgekit.demo/1", "model": MODEL}) + "\n")
+    return workdir
+
+
 def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
     from edgekit.data import labelled_images
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
@@ -48,7 +66,7 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     from edgekit.stages.build import BuildOptions, build_artifact
     from edgekit.training import FitConfig, fit
 
-    workdir = Path(workdir)
+    workdir = _claim_workdir(Path(workdir))
     train_dir, val_dir = write_digits(workdir / "digits")
     config = default_config(MODEL, num_classes=10, in_channels=1)
     preprocessing = get_spec(MODEL).preprocessing(in_channels=1)

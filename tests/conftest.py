@@ -66,7 +66,8 @@ def trained_tiny(pattern_data, tmp_path_factory) -> dict:
     x_train, x_val = train.load(preprocessing), val.load(preprocessing)
     model = build_model(config)
     fit(model, x_train, np.asarray(train.labels), FitConfig(epochs=8, batch_size=32, lr=1e-2))
-    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", config, model.state_dict())
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", config, model.state_dict(),
+                           classes=train.classes)
     return {"checkpoint": path, "val_accuracy": accuracy(model, x_val, np.asarray(val.labels)),
             "model": model, "x_val": x_val, "y_val": np.asarray(val.labels)}
 

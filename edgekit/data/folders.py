@@ -1,23 +1,33 @@
 """Finding images on disk: an ImageFolder tree (class sub-folders) or a flat folder.
 
-Files with other extensions (README, .DS_Store, labels.csv) are skipped and counted; a file
-with an image extension that does not decode is an error naming the file, because silently
-dropping it would change the calibration set without anyone noticing.
+Files with other extensions (README, .DS_Store, labels.csv) and hidden entries are skipped and
+counted; a file with an image extension that does not decode is an error naming the file, because
+silently dropping it would change the calibration set without anyone noticing. For the same
+reason a folder that cannot be listed is an error (``Path.rglob`` would skip it quietly).
+
+A tree is labelled when no image sits directly in ``directory`` and it has at least one
+(non-hidden) sub-folder. Its classes are then ALL those sub-folders, sorted by name, as in
+torchvision's ImageFolder: an empty class folder keeps its index instead of shifting every later
+class down by one. Where labels are used (every purpose but calibration) empty classes are an error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.preprocessing import Preprocessing
+from edgekit.data.preprocessing import Preprocessing, UnsupportedImage
 from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp", ".tif", ".tiff"})
+LABELS_UNUSED = frozenset({"calibration"})  # purposes that only need pixels, not class indices
 
 
 @dataclass
@@ -29,9 +39,15 @@ class ImageSet:
     labels: list[int] | None = None
     classes: list[str] = field(default_factory=list)
     skipped_non_images: int = 0
+    empty_classes: list[str] = field(default_factory=list)  # class folders with no images (still indexed)
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _with(self, indices: list[int]) -> ImageSet:
+        labels = [self.labels[i] for i in indices] if self.labels is not None else None
+        return ImageSet(self.root, [self.files[i] for i in indices], labels, self.classes,
+                        self.skipped_non_images, self.empty_classes)
 
     def subset(self, size: int | None, *, seed: int = 0) -> ImageSet:
         """A deterministic sample of ``size`` files (all when size is None or >= len)."""
@@ -39,9 +55,7 @@ class ImageSet:
             return self
         if size <= 0:
             raise EdgekitError(f"subset size must be positive, got {size}")
-        picked = sorted(random.Random(seed).sample(range(len(self.files)), size))
-        labels = [self.labels[i] for i in picked] if self.labels is not None else None
-        return ImageSet(self.root, [self.files[i] for i in picked], labels, self.classes, self.skipped_non_images)
+        return self._with(sorted(random.Random(seed).sample(range(len(self.files)), size)))
 
     def content_sha256(self) -> str:
         """Hash of relative paths and bytes: two calibration sets hash equal only if identical."""
@@ -49,20 +63,50 @@ class ImageSet:
         for path in self.files:
             digest.update(path.relative_to(self.root).as_posix().encode())
             digest.update(b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            try:
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+            except OSError as error:
+                raise EdgekitError(_read_error(path, error)) from None
         return digest.hexdigest()
 
     def load(self, preprocessing: Preprocessing, progress=None) -> np.ndarray:
         """All images as one float32 array (N, C, H, W)."""
+        from PIL import Image
+
+        # Pillow's own decode failures come as any of these; a bug in edgekit's code would not.
+        unreadable = (OSError, ValueError, SyntaxError, EOFError, struct.error,
+                      Image.DecompressionBombError, Image.DecompressionBombWarning)
         arrays = []
         for path in self.files:
             try:
                 arrays.append(preprocessing.load(path))
-            except (OSError, ValueError) as error:
-                raise EdgekitError(f"cannot read image {path}: not a valid image file") from error
+            except unreadable as error:
+                raise EdgekitError(_read_error(path, error)) from None
             if progress is not None:
                 progress()
         return np.stack(arrays)
+
+
+def _read_error(path: Path, error: BaseException) -> str:
+    """One line naming ``path`` and what is wrong with it (no chained traceback: it says it all)."""
+    from PIL import Image
+
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        # Pillow's message: "Image size (N pixels) exceeds limit of M pixels, ..."; M is 2x the
+        # setting for the error, but edgekit refuses the warning's 1x too, so name the setting.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(found[1])} pixels" if found else str(error)
+        return (f"image {path} is too large ({pixels}, over the {Image.MAX_IMAGE_PIXELS}-pixel limit "
+                "of PIL.Image.MAX_IMAGE_PIXELS): a decompression bomb or not an image meant for this model")
+    if isinstance(error, UnsupportedImage):
+        return f"cannot use image {path}: {error}"
+    if isinstance(error, FileNotFoundError):
+        return f"image {path} no longer exists (removed after the folder was listed, or a broken link)"
+    if isinstance(error, IsADirectoryError):
+        return f"image path {path} is a folder, not an image file"
+    if isinstance(error, PermissionError):
+        return f"cannot read image {path}: permission denied"
+    return f"cannot read image {path}: not a valid image file"
 
 
 def split_per_class(images: ImageSet, *, val_fraction: float, seed: int = 0) -> tuple[ImageSet, ImageSet]:
@@ -79,13 +123,55 @@ def split_per_class(images: ImageSet, *, val_fraction: float, seed: int = 0) -> 
         n_val = max(1, round(len(members) * val_fraction))
         val += members[:n_val]
         train += members[n_val:]
+    return images._with(sorted(train)), images._with(sorted(val))
 
-    def pick(indices: list[int]) -> ImageSet:
-        indices = sorted(indices)
-        return ImageSet(images.root, [images.files[i] for i in indices], [images.labels[i] for i in indices],
-                        images.classes, images.skipped_non_images)
 
-    return pick(train), pick(val)
+def _list_error(purpose: str, folder: Path):
+    def fail(error: OSError) -> None:
+        where = error.filename or folder
+        raise EdgekitError(f"cannot list {purpose} folder {where}: {error.strerror or error}") from None
+    return fail
+
+
+def _walk(folder: Path, purpose: str) -> tuple[list[Path], int]:
+    """Image files under ``folder`` and the number of entries skipped.
+
+    Symlinked image files are kept (the search stage links its training split); symlinked
+    folders below ``folder`` are not entered, so a link back up the tree cannot loop.
+    """
+    files, skipped = [], 0
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_list_error(purpose, folder)):
+        hidden = [name for name in dirnames if name.startswith(".")]
+        skipped += len(hidden)
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        for name in filenames:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                skipped += 1
+                continue
+            path = Path(dirpath) / name
+            if not path.is_file():  # a broken link or a fifo would fail later with a vaguer message
+                raise EdgekitError(f"image {path} is not a readable file (a broken link?)")
+            files.append(path)
+    return files, skipped
+
+
+def _top_level(root: Path, purpose: str) -> tuple[list[str], bool, int]:
+    """Non-hidden sub-folder names, whether an image file sits in ``root``, and its other entries."""
+    folders, has_images, others = [], False, 0
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    others += 1
+                elif entry.is_dir():  # follows a symlinked class folder: it is a class like any other
+                    folders.append(entry.name)
+                elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                    has_images = True
+                else:
+                    others += 1
+    except OSError as error:
+        _list_error(purpose, root)(error)
+    return sorted(folders), has_images, others
 
 
 def find_images(directory: str | Path, *, purpose: str = "calibration") -> ImageSet:
@@ -95,34 +181,50 @@ def find_images(directory: str | Path, *, purpose: str = "calibration") -> Image
         raise EdgekitError(f"{purpose} folder {root} does not exist")
     if not root.is_dir():
         raise EdgekitError(f"{purpose} path {root} is not a folder")
-    files, skipped = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.name.startswith("."):
-            skipped += 1
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(path)
-        else:
-            skipped += 1
+    folders, top_images, others = _top_level(root, purpose)
+    classes = folders if folders and not top_images else []
+    if classes:
+        # Walked one by one so that a symlinked class folder is entered too.
+        files, skipped = [], others
+        for name in classes:
+            found, count = _walk(root / name, purpose)
+            files += found
+            skipped += count
+    else:
+        files, skipped = _walk(root, purpose)
+    files.sort()  # Path order (part by part): the order recorded calibration hashes were taken in
     if not files:
         extra = f" ({skipped} non-image files ignored)" if skipped else ""
         raise EdgekitError(
             f"{purpose} folder {root} has no images{extra}; expected "
             f"{', '.join(sorted(IMAGE_SUFFIXES))} files, flat or in class sub-folders"
         )
-    classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
-    labels = None
-    if classes and all(len(p.relative_to(root).parts) > 1 for p in files):
+    labels, empty = None, []
+    if classes:
         index = {name: i for i, name in enumerate(classes)}
         labels = [index[p.relative_to(root).parts[0]] for p in files]
-    return ImageSet(root, files, labels, classes, skipped)
+        used = set(labels)
+        empty = [name for name in classes if index[name] not in used]
+        if empty and purpose not in LABELS_UNUSED:
+            raise EdgekitError(_empty_classes_error(empty, root))
+    return ImageSet(root, files, labels, classes, skipped, empty)
 
 
-def labelled_images(directory: str | Path) -> ImageSet:
+def _empty_classes_error(empty: list[str], root: Path) -> str:
+    names = ", ".join(repr(name) for name in empty)
+    folder, verb = ("class folders", "have") if len(empty) > 1 else ("class folder", "has")
+    return (f"{folder} {names} in {root} {verb} no images; every sub-folder is a class (sorted by name gives "
+            "the label index), so remove it or add its images")
+
+
+def labelled_images(directory: str | Path, *, purpose: str = "evaluation data") -> ImageSet:
     """An ImageFolder tree for accuracy: class sub-folders in sorted order are the label indices."""
-    images = find_images(directory, purpose="evaluation data")
+    images = find_images(directory, purpose=purpose)
     if images.labels is None:
         raise EdgekitError(
-            f"evaluation data {directory} must be an ImageFolder tree (one sub-folder per class), "
+            f"{purpose} {directory} must be an ImageFolder tree (one sub-folder per class), "
             "with every image inside a class folder"
         )
+    if images.empty_classes:  # find_images already refuses these for labelled purposes; calibration too here
+        raise EdgekitError(_empty_classes_error(images.empty_classes, images.root))
     return images

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +14,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+# Pillow's 16-bit grayscale modes; ``convert("L")`` would clip every value above 255 to white.
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+class UnsupportedImage(ValueError):
+    """A decodable image whose pixel format edgekit will not guess at (the message says why)."""
 
 
 def sobel_edges(gray: np.ndarray) -> np.ndarray:
@@ -22,6 +33,28 @@ def sobel_edges(gray: np.ndarray) -> np.ndarray:
 
 
 DERIVED_CHANNELS = {"edges": sobel_edges}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _sixteen_bit_as_float(image):
+    """A 16-bit (or 16-bit-valued 32-bit int) grayscale image -> mode F scaled to [0, 1]."""
+    from PIL import Image
+
+    values = np.asarray(image if image.mode == "I" else image.convert("I"))
+    if image.mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+        # Mode I holds 16-bit PNGs on some Pillow versions; anything outside 0..65535 has no known scale.
+        raise UnsupportedImage(
+            f"unsupported pixel range {int(values.min())}..{int(values.max())} for a 32-bit integer image "
+            "(expected 16-bit values 0..65535)"
+        )
+    return Image.fromarray((values.astype(np.float32) / 65535.0).astype(np.float32), mode="F")
 
 
 @dataclass(frozen=True)
@@ -36,6 +69,9 @@ class Preprocessing:
     face paper feeds a depth map generated from the RGB image next to it; ``"edges"``, the Sobel
     gradient magnitude of the grayscale image, is the dependency-free stand-in edgekit offers).
     ``mean``/``std`` cover colour and derived channels.
+
+    8-bit images are scaled by 1/255; 16-bit grayscale images by 1/65535 (resized as floats).
+    Float images (mode F) are refused: their value range is not knowable from the file.
     """
 
     input_size: tuple[int, int]
@@ -50,6 +86,13 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
+        size = self.input_size
+        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+            raise ValueError(f"input_size must be two positive integers (height, width), got {size!r}")
+        if self.resize is not None and not (_is_int(self.resize) and self.resize > 0):
+            raise ValueError(f"resize must be None or a positive integer, got {self.resize!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {self.interpolation!r}")
         unknown = set(self.derived) - set(DERIVED_CHANNELS)
         if unknown:
             raise ValueError(f"unknown derived channels {sorted(unknown)}; known: {sorted(DERIVED_CHANNELS)}")
@@ -57,6 +100,12 @@ class Preprocessing:
             raise ValueError(
                 f"mean/std need {self.total_channels} values, got {len(self.mean)} and {len(self.std)}"
             )
+        # A nan/inf/zero here would turn every input into nan or inf without any error later on.
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if not all(_is_number(v) and math.isfinite(v) for v in values):
+                raise ValueError(f"{name} values must be finite numbers, got {list(values)!r}")
+        if not all(v > 0 for v in self.std):
+            raise ValueError(f"std values must be positive, got {list(self.std)!r}")
 
     @property
     def total_channels(self) -> int:
@@ -78,30 +127,66 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, record: dict) -> Preprocessing:
+        """The inverse of to_dict; a malformed record is a ValueError naming the field."""
+        if not isinstance(record, dict):
+            raise ValueError(f"preprocessing record must be a mapping, got {type(record).__name__}")
+        for key in ("input_size", "channels", "mean", "std"):
+            if key not in record:
+                raise ValueError(f"preprocessing record has no '{key}' field")
+
+        def sequence(key: str, default=()) -> tuple:
+            value = record.get(key, default)
+            if not isinstance(value, (list, tuple)):  # tuple("0.5") would silently become 3 characters
+                raise ValueError(f"preprocessing field '{key}' must be a list, got {value!r}")
+            return tuple(value)
+
+        def scalar(key: str, default, check, expected: str):
+            value = record.get(key, default)
+            if not check(value):
+                raise ValueError(f"preprocessing field '{key}' must be {expected}, got {value!r}")
+            return value
+
+        mean, std = sequence("mean"), sequence("std")
+        for key, values in (("mean", mean), ("std", std)):
+            if not all(_is_number(v) for v in values):
+                raise ValueError(f"preprocessing field '{key}' must be a list of numbers, got {list(values)!r}")
         return cls(
-            input_size=tuple(record["input_size"]),
-            channels=int(record["channels"]),
-            mean=tuple(record["mean"]),
-            std=tuple(record["std"]),
-            resize=record.get("resize"),
-            interpolation=record.get("interpolation", "bilinear"),
-            layout=record.get("layout", "NCHW"),
-            derived=tuple(record.get("derived", ())),
+            input_size=sequence("input_size"),
+            channels=scalar("channels", None, _is_int, "an integer"),
+            mean=mean,
+            std=std,
+            resize=scalar("resize", None, lambda v: v is None or _is_int(v), "null or an integer"),
+            interpolation=scalar("interpolation", "bilinear", lambda v: isinstance(v, str), "a string"),
+            layout=scalar("layout", "NCHW", lambda v: isinstance(v, str), "a string"),
+            derived=sequence("derived"),
         )
 
     def load(self, path: Path) -> np.ndarray:
-        """One image file -> float32 array of shape (channels, H, W)."""
+        """One image file -> float32 array of shape (channels, H, W).
+
+        Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a calibration or evaluation image
+        that large is a mistake, so the warning is raised (the caller reports it as an error).
+        """
         from PIL import Image
 
-        with Image.open(path) as image:
-            return self.apply(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return self.apply(image)
 
     def apply(self, image) -> np.ndarray:
         """One PIL image -> float32 array of shape (channels, H, W)."""
         from PIL import Image
 
         resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-        image = image.convert("L" if self.channels == 1 else "RGB")
+        wide = image.mode in SIXTEEN_BIT_MODES or image.mode == "I"
+        if wide:
+            image = _sixteen_bit_as_float(image)  # resized as floats, so no 8-bit rounding either
+        elif image.mode == "F":
+            raise UnsupportedImage("unsupported pixel mode F (32-bit float): its value range is unknown; "
+                                   "save it as an 8- or 16-bit image")
+        else:
+            image = image.convert("L" if self.channels == 1 else "RGB")
         height, width = self.input_size
         if self.resize is None:
             image = image.resize((width, height), resample[self.interpolation])
@@ -112,11 +197,17 @@ class Preprocessing:
             left = (image.size[0] - width) // 2
             top = (image.size[1] - height) // 2
             image = image.crop((left, top, left + width, top + height))
-        pixels = np.asarray(image, dtype=np.float32) / 255.0
-        if pixels.ndim == 2:
-            pixels = pixels[None, :, :]
+        if wide:
+            # Bicubic overshoots on floats; 8-bit resizing clamps to 0..255, so clamp the same way.
+            pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)[None, :, :]
+            if self.channels == 3:
+                pixels = np.repeat(pixels, 3, axis=0)
         else:
-            pixels = pixels.transpose(2, 0, 1)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+            if pixels.ndim == 2:
+                pixels = pixels[None, :, :]
+            else:
+                pixels = pixels.transpose(2, 0, 1)
         if self.derived:
             gray = pixels.mean(axis=0)
             pixels = np.concatenate([pixels] + [DERIVED_CHANNELS[name](gray)[None] for name in self.derived])

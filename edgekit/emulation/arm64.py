@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.artifact import atomic_folder
+from edgekit.outputs import atomic_folder, plan_output_folder
+from edgekit.board_runner import RUNNER_PYTHON
 from edgekit.errors import EdgekitError
 from edgekit.progress import say
 
@@ -107,7 +108,12 @@ class Arm64Python:
         QEMU_LD_PREFIX makes qemu look up every absolute path in the rootfs first and fall back to
         the host's, so rootfs/proc/cpuinfo (a Pi 4's) shadows the x86 one, which aarch64
         onnxruntime cannot parse (it segfaults at import). This needs no mount namespace or
-        privileges, and processes the runner starts inherit it when binfmt_misc is registered.
+        privileges.
+
+        Nothing here depends on binfmt_misc: the emulated interpreter's sys.executable is an aarch64
+        binary that the kernel cannot exec without it, so EDGEKIT_RUNNER_PYTHON tells the board
+        runner to start its workers as ``qemu <python>`` too. qemu passes the guest's environment
+        (QEMU_CPU, QEMU_LD_PREFIX, PYTHONPATH, ...) to the qemu it execs, so they run alike.
         """
         # timeout: a crashed qemu can hang. prlimit: qemu writes core files of the emulated process
         # into the working directory, which is often the user's artifact folder.
@@ -115,7 +121,8 @@ class Arm64Python:
                 self.qemu, str(self.python), *args]
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         env.update(QEMU_CPU=QEMU_CPU, QEMU_LD_PREFIX=str(self.rootfs), PYTHONPATH=str(self.site),
-                   PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")  # the cache stays as set up
+                   PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1",  # the cache stays as set up
+                   **{RUNNER_PYTHON: json.dumps([os.path.abspath(self.qemu), str(self.python)])})
         return argv, env
 
     def runner_command(self, *args: str, timeout_s: float = 600) -> tuple[list[str], dict[str, str]]:
@@ -166,12 +173,19 @@ def ensure_arm64_python(*, rebuild: bool = False) -> Arm64Python:
     with _locked(root):
         if not rebuild and _is_complete(root, versions):  # another process set it up meanwhile
             return Arm64Python(root, qemu)
-        for stale in root.parent.glob(f".{root.name}.*.partial"):  # left by an interrupted set-up
-            shutil.rmtree(stale, ignore_errors=True)
-        with atomic_folder(root, overwrite=True, shareable=False) as staging:
+        # An interrupted set-up left only a staging folder, which atomic_folder sweeps (its process is gone).
+        plan = plan_output_folder(root, force=True, owner=_cache_owner, option="arm64 cache")
+        with atomic_folder(plan, shareable=False) as staging:
             say(f"setting up emulated arm64 Python (one-time, under a minute on a good network) in {root}")
             _set_up(Arm64Python(staging, qemu), versions)
     return Arm64Python(root, qemu)
+
+
+def _cache_owner(root: Path) -> str | None:
+    """An older or damaged cache may be replaced; a folder without edgekit's stamp is not ours."""
+    if (root / "stamp.json").is_file() and not (root / "stamp.json").is_symlink():
+        return None
+    return "it has no stamp.json, so edgekit did not set it up (remove it, or set EDGEKIT_CACHE_DIR)"
 
 
 def _is_complete(root: Path, versions: dict[str, str]) -> bool:

@@ -28,8 +28,8 @@ class ModelSpec:
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def preprocessing(self, *, input_size: int | None = None, in_channels: int | None = None) -> Preprocessing:
-        size = input_size or self.input_size
-        channels = in_channels or self.in_channels
+        size = self.input_size if input_size is None else input_size
+        channels = self.in_channels if in_channels is None else in_channels
         mean, std = self.mean, self.std
         if channels != len(mean):
             # A grayscale variant of an RGB model: use the average statistics per channel.
@@ -74,6 +74,15 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+# Bounds that keep a config buildable: a 10^9-class head or a 10^5-pixel input is a typo, not a model.
+_CONFIG_RANGES = (("num_classes", 1, 100_000), ("in_channels", 1, 16), ("input_size", 1, 4096))
+
+
+def _short(record) -> str:
+    text = repr(record)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Enough to rebuild a registered model: stored in checkpoints and manifests.
@@ -95,20 +104,33 @@ class ModelConfig:
             record["options"] = dict(self.options)
         return record
 
+    def __post_init__(self) -> None:
+        for name, low, high in _CONFIG_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise EdgekitError(f"model {self.name!r}: {name} must be an integer from {low} to {high}, got {value!r}")
+        if not isinstance(self.options, dict):
+            raise EdgekitError(f"model {self.name!r}: options must be a mapping, got {type(self.options).__name__}")
+
     @classmethod
     def from_dict(cls, record: dict) -> ModelConfig:
-        try:
-            return cls(str(record["name"]), int(record["num_classes"]), int(record["in_channels"]),
-                       int(record["input_size"]), dict(record.get("options") or {}))
-        except (KeyError, TypeError, ValueError) as error:
-            raise EdgekitError(f"model config {record!r} lacks name/num_classes/in_channels/input_size") from error
+        """Strict: a checkpoint or manifest is untrusted, so types are checked, not coerced."""
+        if not isinstance(record, dict):
+            raise EdgekitError(f"model config must be an object, got {type(record).__name__}")
+        missing = [key for key in ("name", "num_classes", "in_channels", "input_size") if key not in record]
+        if missing or not isinstance(record.get("name"), str):
+            raise EdgekitError(f"model config {_short(record)} lacks {', '.join(missing) or 'a string name'}")
+        return cls(record["name"], record["num_classes"], record["in_channels"], record["input_size"],
+                   record.get("options") or {})
 
 
 def default_config(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
                    input_size: int | None = None, options: dict | None = None) -> ModelConfig:
     spec = get_spec(name)
-    return ModelConfig(name, num_classes or spec.num_classes, in_channels or spec.in_channels,
-                       input_size or spec.input_size, dict(options or {}))
+    # `is None`, not `or`: an explicit 0 is an error to report, not a request for the default.
+    return ModelConfig(name, spec.num_classes if num_classes is None else num_classes,
+                       spec.in_channels if in_channels is None else in_channels,
+                       spec.input_size if input_size is None else input_size, dict(options or {}))
 
 
 def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):

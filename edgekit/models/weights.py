@@ -8,12 +8,13 @@ Two shapes are accepted: a bare state_dict, or an edgekit checkpoint
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig
+from edgekit.outputs import disk_full, temp_file_beside
 
 CHECKPOINT_FORMAT = "edgekit.checkpoint/1"
 
@@ -23,11 +24,15 @@ def read_payload(path: Path) -> dict:
 
     import torch
 
-    if not path.is_file():
+    if not path.exists():
         raise EdgekitError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise EdgekitError(f"weights file {path} is not a file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError,
+            IndexError, UnicodeDecodeError, OverflowError, MemoryError) as error:
+        # weights_only's unpickler rejects foreign objects; a damaged zip raises almost anything.
         raise EdgekitError(
             f"cannot load weights {path}: not a PyTorch state_dict or checkpoint "
             "(loaded with weights_only=True, so pickled code is refused)"
@@ -44,14 +49,54 @@ class Checkpoint:
     preprocessing: dict | None = None  # Preprocessing.to_dict() the weights were trained with
     # Channel-pruned networks: module sizes to apply to a fresh registry model before loading.
     pruned_shapes: dict | None = None
+    classes: list[str] | None = None  # class names in output order (edgekit train records them)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    payload = read_payload(Path(path))
-    if payload.get("format") == CHECKPOINT_FORMAT:
-        return Checkpoint(ModelConfig.from_dict(payload["model"]), payload["state_dict"], payload.get("preprocessing"),
-                          payload.get("pruned_shapes"))
-    return Checkpoint(None, payload)
+    """A validated checkpoint: every field is checked here, so callers never meet a KeyError."""
+    path = Path(path)
+    payload = read_payload(path)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        if "format" in payload or "model" in payload:
+            raise EdgekitError(f"checkpoint {path} has format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        return Checkpoint(None, _state_dict(payload, path))
+    if not isinstance(payload.get("model"), dict):
+        raise EdgekitError(f"checkpoint {path} has no 'model' entry saying which network it holds")
+    try:
+        config = ModelConfig.from_dict(payload["model"])
+    except EdgekitError as error:
+        raise EdgekitError(f"checkpoint {path}: {error}") from None
+    for key in ("preprocessing", "pruned_shapes"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise EdgekitError(f"checkpoint {path}: {key!r} must be a mapping")
+    if payload.get("preprocessing") is not None:
+        try:
+            Preprocessing.from_dict(payload["preprocessing"])
+        except (ValueError, TypeError, KeyError) as error:
+            raise EdgekitError(f"checkpoint {path}: its preprocessing is invalid ({error})") from None
+    return Checkpoint(config, _state_dict(payload.get("state_dict"), path), payload.get("preprocessing"),
+                      payload.get("pruned_shapes"), _classes(payload.get("classes"), config, path))
+
+
+def _state_dict(value, path: Path) -> dict:
+    import torch
+
+    if not isinstance(value, dict) or not value:
+        raise EdgekitError(f"checkpoint {path} has no state_dict of tensors")
+    if not all(isinstance(key, str) and isinstance(tensor, torch.Tensor) for key, tensor in value.items()):
+        raise EdgekitError(f"weights {path} are not a state_dict of tensors")
+    return value
+
+
+def _classes(value, config: ModelConfig, path: Path) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) and c for c in value) \
+            or len(set(value)) != len(value):
+        raise EdgekitError(f"checkpoint {path}: 'classes' must be a list of distinct class names")
+    if len(value) != config.num_classes:
+        raise EdgekitError(f"checkpoint {path} names {len(value)} classes but its model has {config.num_classes} outputs")
+    return list(value)
 
 
 def load_checkpoint(path: str | Path) -> tuple[ModelConfig | None, dict]:
@@ -80,6 +125,10 @@ def load_weights(model, state_dict: dict, *, source: str) -> None:
                 f"weights {source} do not fit the model: {key} has shape {tuple(tensor.shape)}, "
                 f"model expects {tuple(expected[key].shape)} (check --num-classes / --in-channels)"
             )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            # Caught here: later it would surface as a parity "failure" that no tolerance fixes.
+            raise EdgekitError(f"weights {source} contain NaN or infinite values (in {key}); the training diverged "
+                               "or the file is damaged")
     model.load_state_dict(state_dict)
 
 
@@ -90,12 +139,14 @@ def save_checkpoint(path: str | Path, config: ModelConfig, state_dict: dict, **e
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "model": config.to_dict(), "state_dict": state_dict, **extra}
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp_name = temp_file_beside(path)
     try:
         torch.save(payload, tmp_name)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
+        full = isinstance(error, (OSError, RuntimeError)) and disk_full(path.parent)
         Path(tmp_name).unlink(missing_ok=True)
+        if full:  # torch.save reports a full disk as a RuntimeError from its zip writer
+            raise EdgekitError(f"no space left on the device holding {path}; the checkpoint was not written") from error
         raise
     return path

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact import read_manifest, write_manifest
+from edgekit.checks import require_int, require_number
 from edgekit.data import Preprocessing, labelled_images, split_per_class
 from edgekit.errors import EdgekitError
+from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import progress, say
 from edgekit.search.candidate import train_candidate
 
@@ -51,6 +54,22 @@ class SearchSettings:
     calib_size: int = 100  # training images calibrating each candidate's int8 build
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for option, value, low, optional in (
+                ("--input-size", self.input_size, 8, False), ("--root-epochs", self.root_epochs, 0, False),
+                ("--epochs", self.epochs, 1, False), ("batch_size", self.batch_size, 2, False),
+                ("--workers", self.workers, 1, False), ("--max-rounds", self.max_rounds, 0, False),
+                ("--max-candidates", self.max_candidates, 1, True), ("--max-params", self.max_params, 1, True),
+                ("--max-split", self.max_split, 1, False), ("calib_size", self.calib_size, 1, False),
+                ("seed", self.seed, 0, False)):
+            require_int(option, value, low, optional=optional)
+        require_number("--val-fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
+        require_number("--lr", self.lr, 0, 10, low_open=True)
+        require_number("--minutes", self.minutes, 0, 1e6, low_open=True, optional=True)
+        require_number("--latency-weight", self.latency_weight, 0, 1e6)
+        if self.merge not in ("concat_half", "concat"):
+            raise EdgekitError(f"--merge must be concat_half or concat, got {self.merge!r}")
+
 
 @dataclass
 class Candidate:
@@ -71,6 +90,9 @@ class Candidate:
     transfer: dict | None = None
     pareto: bool = False
     extra: dict = field(default_factory=dict)
+
+
+SEARCH_SCHEMA = "edgekit.search/1"  # the output folder's manifest: what --force may replace
 
 
 class _Search:
@@ -172,7 +194,7 @@ class _Search:
                                           weights=candidate.checkpoint,
                                           options=BuildOptions(calib=self.calibration_dir, calib_size=self.settings.calib_size,
                                                                force=True))
-                latency = json.loads((artifact / "manifest.json").read_text())["latency_check"]["p50_ms"]
+                latency = read_manifest(artifact)["latency_check"]["p50_ms"]
                 candidate.fp32_p50_ms, candidate.int8_p50_ms = latency.get("fp32"), latency.get("int8")
             candidate.score = 100 * candidate.val_accuracy - self.settings.latency_weight * (candidate.int8_p50_ms or 0.0)
 
@@ -183,17 +205,28 @@ class _Search:
         return candidate
 
 
-def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings = SearchSettings()) -> dict:
+def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings = SearchSettings(), *,
+               force: bool = False) -> dict:
     """Run both steps; write results.json, results.csv, best_config.json and best.pt under ``out``."""
-    from edgekit.models import ModelConfig, default_config
-    from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
     from edgekit.targets import load_target
 
     target = load_target(settings.target)
     if settings.latency_weight and not target.runs_on_this_host:
         raise EdgekitError(f"--latency-weight needs latency measured here; target {target.name} is {target.arch}")
-    out = Path(out)
-    search = _Search(Path(data_dir), out, settings)
+    plan = plan_output_folder(out, force=force, owner=owned_by(SEARCH_SCHEMA),
+                              inputs={"data folder": data_dir, "target profile": target.source})
+    # Everything is written in a staging folder and published at the end: an interrupted search
+    # leaves nothing at --out (and its staging folder is swept by the next run).
+    with atomic_folder(plan) as staging:
+        summary = _run_steps(_Search(Path(data_dir), staging, settings), settings)
+        write_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
+    return summary
+
+
+def _run_steps(search: _Search, settings: SearchSettings) -> dict:
+    from edgekit.models import ModelConfig, default_config
+    from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
+
     s = settings
     root_config = default_config(s.model, num_classes=len(search.classes),
                                  in_channels=search.preprocessing.total_channels, input_size=s.input_size)
@@ -232,7 +265,7 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
                   for child in (with_split(config, k, merge=s.merge) for k in positions)]
         say(f"step 2: split positions {positions} of {describe(config)} + control")
         search.train([control, *splits], epochs=s.epochs, label="step 2")
-    return _finish(search, out)
+    return _finish(search, search.out)
 
 
 def _finish(search: _Search, out: Path) -> dict:
@@ -244,7 +277,11 @@ def _finish(search: _Search, out: Path) -> dict:
     shutil.copyfile(best.checkpoint, out / "best.pt")
     (out / "best_config.json").write_text(json.dumps({"candidate": best.id, "label": best.label, "config": best.config,
                                                       "preprocessing": search.preprocessing.to_dict()}, indent=2) + "\n")
+    records = [asdict(c) for c in candidates]
+    for record in records:  # relative: the folder is renamed into place when the search ends
+        if record["checkpoint"]:
+            record["checkpoint"] = Path(record["checkpoint"]).relative_to(out).as_posix()
     summary = {"settings": asdict(search.settings), "classes": len(search.classes), "split": search.split_sizes,
-               "best": best.id, "candidates": [asdict(c) for c in candidates]}
+               "best": best.id, "candidates": records}
     write_results(summary, out)
     return summary

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,13 +12,18 @@ import numpy as np
 from edgekit.artifact import entry_bytes, read_manifest
 from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
+from edgekit.checks import require_int
 from edgekit.data import ImageSet, Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.isa import parse_cpuinfo
+from edgekit.outputs import PlannedFile, plan_output_file, read_json_object, scratch_folder, write_planned_file
 from edgekit.progress import progress, say, warn
+from edgekit.stages.bench_table import csv_text, is_bench_csv
 
 if TYPE_CHECKING:
     from edgekit.remote.ssh import Board
+
+REPORT_SCHEMA = "edgekit.bench/1"
 
 
 def run_worker(job: dict) -> dict:
@@ -67,6 +71,53 @@ def load_evaluation_images(data: str | Path, manifest: dict, *, limit: int) -> t
     return images, array
 
 
+def output_labels(images: ImageSet, manifest: dict, data: str | Path) -> list[int]:
+    """Each image's label as the model's output index, matched by class name when the artifact has them.
+
+    Folder order is no evidence: a renamed or reordered folder would silently score against the
+    wrong outputs. Without recorded names (a bare state_dict, an ONNX input) the sorted folder
+    order is the only guess, and the count must at least match.
+    """
+    classes = manifest.get("classes")
+    folders = images.classes
+    if classes:
+        unknown = [name for name in folders if name not in classes]
+        if unknown:
+            shown = ", ".join(repr(n) for n in unknown[:5])
+            raise EdgekitError(f"evaluation data {data}: class folder(s) {shown} are not classes of this model "
+                               f"(it was trained on {', '.join(classes[:12])}{' ...' if len(classes) > 12 else ''})")
+        if len(folders) < len(classes):
+            say(f"evaluating on {len(folders)} of the model's {len(classes)} classes")
+        output_of = {name: classes.index(name) for name in folders}
+        return [output_of[folders[label]] for label in images.labels]
+    expected = (manifest["model"].get("config") or {}).get("num_classes")
+    if expected is not None and expected != len(folders):
+        raise EdgekitError(f"evaluation data {data} has {len(folders)} class folders, the model has {expected} outputs, "
+                           "and the artifact records no class names to match them by")
+    warn("the artifact records no class names (built from a bare state_dict or an ONNX file): top-1 assumes the "
+         f"i-th class folder of {data} in sorted order is output i")
+    return list(images.labels)
+
+
+def _is_bench_json(path: Path) -> bool:
+    try:
+        return read_json_object(path, what="bench report").get("schema") == REPORT_SCHEMA
+    except EdgekitError:
+        return False
+
+
+def plan_reports(folder: Path, data, json_path, csv_path) -> tuple[PlannedFile | None, PlannedFile | None]:
+    """Check both report paths before anything runs: never inside the artifact, never over a user's file."""
+    forbidden = {"artifact": folder, **({"evaluation data": Path(data)} if data is not None else {})}
+    json_plan = plan_output_file(json_path, option="--json", recognise=_is_bench_json,
+                                 forbidden=forbidden) if json_path else None
+    csv_plan = plan_output_file(csv_path, option="--csv", recognise=is_bench_csv,
+                                forbidden=forbidden) if csv_path else None
+    if json_plan and csv_plan and json_plan.path == csv_plan.path:
+        raise EdgekitError(f"--json and --csv name the same file {json_plan.path}")
+    return json_plan, csv_plan
+
+
 def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
     """Accuracy, agreement with the fp32 reference, and int8 speed-up over the same runtime's fp32."""
     ok = [r for r in rows if r.get("ok")]
@@ -97,22 +148,20 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
     """Measure here, or on `board` over SSH (ONNX Runtime models only) with the same runner code."""
     folder = Path(artifact)
     manifest = read_manifest(folder)
-    threads = threads or manifest["target"]["threads"]
-    if runs < 1 or warmup < 0:
-        raise EdgekitError(f"--runs must be >= 1 and --warmup >= 0, got {runs} and {warmup}")
+    threads = manifest["target"]["threads"] if threads is None else threads
+    for option, value, low in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--limit", limit, 1),
+                               ("--threads", threads, 1)):
+        require_int(option, value, low)
+    json_plan, csv_plan = plan_reports(folder, data, json_path, csv_path)
     labels = None
-    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+    with scratch_folder("bench") as tmp:
         data_path = None
         if data is not None:
             images, array = load_evaluation_images(data, manifest, limit=limit)
-            data_path = Path(tmp) / "eval.npy"
+            labels = output_labels(images, manifest, data)
+            data_path = tmp / "eval.npy"
             np.save(data_path, array)
-            labels = images.labels
             say(f"evaluating on {len(images)} labelled images from {data} ({len(images.classes)} classes)")
-            expected = (manifest["model"].get("config") or {}).get("num_classes")
-            if expected is not None and expected != len(images.classes):
-                warn(f"the model has {expected} classes but {data} has {len(images.classes)}: "
-                     "top-1 assumes class i is the i-th sub-folder in sorted order")
         if board is None:
             host = describe_host(machine_info())
             rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
@@ -125,15 +174,14 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
     for row in rows:
         row.pop("predictions", None)
     report = {
-        "artifact": str(folder), "model": manifest["model"]["name"], "target": manifest["target"]["name"],
-        "host": host, "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
-                                   "eval_images": len(labels) if labels else 0},
+        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest["model"]["name"],
+        "target": manifest["target"]["name"], "host": host,
+        "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
+                     "eval_images": len(labels) if labels else 0},
         "results": rows,
     }
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
-    if csv_path:
-        from edgekit.stages.bench_table import write_csv
-
-        write_csv(report, Path(csv_path))
+    if json_plan:
+        write_planned_file(json_plan, json.dumps(report, indent=2) + "\n")
+    if csv_plan:
+        write_planned_file(csv_plan, csv_text(report))
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from rich import box
@@ -67,10 +68,22 @@ def print_table(report: dict, console: Console | None = None) -> None:
     console.print(table)
 
 
-def write_csv(report: dict, path: Path) -> None:
-    keys = [key for key, _ in COLUMNS] + ["error"]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["model", "target", *keys])
-        writer.writeheader()
-        for row in report["results"]:
-            writer.writerow({"model": report["model"], "target": report["target"], **flatten(row)})
+CSV_FIELDS = ["model", "target", *(key for key, _ in COLUMNS), "error"]
+
+
+def csv_text(report: dict) -> str:
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in report["results"]:
+        writer.writerow({"model": report["model"], "target": report["target"], **flatten(row)})
+    return handle.getvalue()
+
+
+def is_bench_csv(path: Path) -> bool:
+    """A CSV this module wrote (its header line), so `bench --csv` may replace it."""
+    try:
+        with path.open(newline="") as handle:
+            return next(csv.reader(handle), None) == CSV_FIELDS
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False

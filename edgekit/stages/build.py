@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -11,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifact import atomic_folder, write_manifest
+from edgekit.artifact import artifact_owner, write_manifest
+from edgekit.checks import require_int, require_number
 from edgekit.data import find_images
 from edgekit.errors import EdgekitError
+from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
 from edgekit.progress import progress, say, warn
 from edgekit.stages.source import SourceModel, resolve_model
 from edgekit.targets import Target, load_target
@@ -21,6 +22,10 @@ from edgekit.targets import Target, load_target
 PARITY_SAMPLES = 16
 # Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
 MIN_INT8_AGREEMENT = 0.9
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# From 13 (the first opset whose QuantizeLinear takes per-channel scales) to what each exporter of
+# torch 2.14 can write (torch.onnx._constants: TorchScript exporter 20, dynamo 23; dynamo starts at 18).
+OPSETS = {"legacy": range(13, 21), "dynamo": range(18, 24)}
 VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
 
 
@@ -53,19 +58,21 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
                    mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
     """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
     profile = load_target(target)
-    if options.calib is None and not options.fp32_only:
-        raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
-    if options.calibration_method and profile.quantization.backend == "nncf":
-        raise EdgekitError(f"--calib-method applies to ONNX Runtime targets; {profile.name} quantizes with NNCF")
-    if options.calib_size < 1:
-        raise EdgekitError(f"--calib-size must be >= 1, got {options.calib_size}")
+    _check_options(options, profile)
+    calib = options.calib if not options.fp32_only else None
+    if calib is not None:
+        available = find_images(calib)  # a missing or empty folder is reported before any work
+    default_name = Path(model).stem if model.endswith(".onnx") else model
+    out = Path(out) if out is not None else Path("artifacts") / f"{default_name}-{profile.name}"
+    plan = plan_output_folder(out, force=options.force, owner=artifact_owner, inputs={
+        "calibration folder": calib, "weights file": weights, "model file": model if model.endswith(".onnx") else None,
+        "target profile": profile.source})
     source = resolve_model(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
                            input_size=input_size, mean=mean, std=std)
-    calibration, calib_record = _calibration_images(source, options)
-    out = Path(out) if out is not None else Path("artifacts") / f"{source.name}-{profile.name}"
+    calibration, calib_record = _calibration_images(source, available, options) if calib is not None else (None, None)
     say(f"building {source.name} for target {profile.name} -> {out}")
-    with atomic_folder(out, overwrite=options.force) as staging, tempfile.TemporaryDirectory() as scratch:
-        manifest = _build_into(staging, Path(scratch), source, profile, calibration, calib_record, options)
+    with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
+        manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options)
         from edgekit.stages.build_report import write_report
 
         write_report(staging, manifest)
@@ -74,10 +81,25 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
     return out
 
 
-def _calibration_images(source: SourceModel, options: BuildOptions) -> tuple[np.ndarray | None, dict | None]:
-    if options.calib is None:
-        return None, None
-    available = find_images(options.calib)
+def _check_options(options: BuildOptions, profile: Target) -> None:
+    """The Python API's own boundary (the CLI's Click types check the same before this)."""
+    if options.calib is None and not options.fp32_only:
+        raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
+    if options.calibration_method and profile.quantization.backend == "nncf":
+        raise EdgekitError(f"--calib-method applies to ONNX Runtime targets; {profile.name} quantizes with NNCF")
+    if options.calibration_method not in (None, *CALIBRATION_METHODS):
+        raise EdgekitError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
+    require_int("--calib-size", options.calib_size, 1)
+    require_number("--parity-tol", options.parity_tolerance, 0, 1, low_open=True)
+    if options.exporter not in OPSETS:
+        raise EdgekitError(f"unknown exporter {options.exporter!r}; choose one of {', '.join(OPSETS)}")
+    if options.opset is not None and options.opset not in OPSETS[options.exporter]:
+        allowed = OPSETS[options.exporter]
+        raise EdgekitError(f"--opset {options.opset} is not available with the {options.exporter} exporter "
+                           f"(choose {allowed.start}..{allowed.stop - 1})")
+
+
+def _calibration_images(source: SourceModel, available, options: BuildOptions) -> tuple[np.ndarray, dict]:
     chosen = available.subset(options.calib_size, seed=0)
     with progress("loading calibration images", len(chosen)) as advance:
         images = chosen.load(source.preprocessing, progress=advance)
@@ -103,6 +125,8 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         "input": {"name": export.INPUT_NAME, "shape": list(source.preprocessing.input_shape), "layout": "NCHW",
                   "dtype": "float32", "dynamic_batch": source.kind == "registry"},
         "output": {"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
+        # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
+        "classes": source.classes,
         "preprocessing": source.preprocessing.to_dict(),
         "target": profile.to_dict(),
         "versions": versions(),
@@ -135,7 +159,9 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
 
         manifest["export"] = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
         manifest["simplify"] = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
-        parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs))
+        parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
+                                       reference_name=f"the input model {source.onnx_path.name}",
+                                       candidate_name="the simplified model")
         parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
         manifest["export"]["parity"] = parity
     manifest["models"].append(_entry("model_fp32.onnx", "onnxruntime", "fp32"))
@@ -181,7 +207,8 @@ def _quantize_for_ort(folder, manifest, profile, calibration, options) -> None:
     manifest["models"].append(_entry("model_int8.onnx", "onnxruntime", "int8"))
     fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
     manifest["quantization"]["int8_vs_fp32"] = {
-        **compare_logits(fp32, ort_logits(int8_path, calibration)), "inputs": "calibration images (in-sample)"}
+        **compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
+                         candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
 
 
 def _quantize_for_openvino(folder, manifest, profile, calibration) -> None:
@@ -200,7 +227,9 @@ def _quantize_for_openvino(folder, manifest, profile, calibration) -> None:
     precision = profile.inference_precision
     fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
     int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
-    manifest["quantization"]["int8_vs_fp32"] = {**compare_logits(fp32, int8), "inputs": "calibration images (in-sample)"}
+    manifest["quantization"]["int8_vs_fp32"] = {
+        **compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model", candidate_name="the int8 OpenVINO model"),
+        "inputs": "calibration images (in-sample)"}
 
 
 def _latency_check(folder: Path, manifest: dict, profile: Target, options: BuildOptions) -> dict:

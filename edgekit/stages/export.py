@@ -69,8 +69,18 @@ def torch_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict:
+def require_finite(logits: np.ndarray, what: str) -> None:
+    """NaN/inf outputs mean broken weights or preprocessing: no tolerance would make them agree."""
+    if not np.isfinite(logits).all():
+        raise EdgekitError(f"{what} gives NaN or infinite outputs on the check inputs: the weights or the "
+                           "preprocessing (--mean/--std) are broken")
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, reference_name: str = "the reference model",
+                   candidate_name: str = "the converted model") -> dict:
     """Differences normalised by the reference's largest |logit|, so the tolerance is scale-free."""
+    require_finite(reference, reference_name)
+    require_finite(candidate, candidate_name)
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     scale = max(float(np.abs(reference).max()), 1e-12)
     return {
@@ -88,7 +98,8 @@ def check_parity(model, onnx_path: Path, images: np.ndarray, *, tolerance: float
 
     reference = torch_logits(model.eval(), images)
     candidate = ort_logits(onnx_path, images)
-    result = compare_logits(reference, candidate)
+    result = compare_logits(reference, candidate, reference_name="the PyTorch model",
+                            candidate_name=f"the exported {onnx_path.name} in ONNX Runtime")
     result.update(tolerance=tolerance, inputs=input_source, passed=result["max_normalised_diff"] <= tolerance)
     if not result["passed"]:
         raise EdgekitError(

@@ -18,14 +18,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgekit.artifact import atomic_folder
+from edgekit.artifact import write_manifest
+from edgekit.checks import require_int, require_number
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.models import build_model, load_weights
 from edgekit.models.weights import read_checkpoint, read_payload, save_checkpoint
+from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import say, warn
 
 METHODS = ("l1-unstructured", "channels")
+PRUNE_SCHEMA = "edgekit.prune/1"  # the output folder's manifest: what --force may replace
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,14 @@ class PruneSettings:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise EdgekitError(f"unknown pruning method {self.method!r}; expected one of {', '.join(METHODS)}")
-        if not 0 < self.sparsity < 1:
-            raise EdgekitError(f"--sparsity must be between 0 and 1 (a fraction), got {self.sparsity}")
-        if not 0 < self.amount < 1:
-            raise EdgekitError(f"--amount must be between 0 and 1, got {self.amount}")
+        require_number("--sparsity", self.sparsity, 0, 1, low_open=True, high_open=True)
+        require_number("--amount", self.amount, 0, 1, low_open=True, high_open=True)
+        require_int("--finetune-epochs", self.finetune_epochs, 1)
+        require_int("--batch-size", self.batch_size, 2)  # BatchNorm cannot train on a batch of one
+        require_int("--finetune-subset", self.finetune_subset, 1, optional=True)
+        require_number("--lr", self.lr, 0, 10, low_open=True)
+        require_number("val_fraction", self.val_fraction, 0, 1, low_open=True, high_open=True, optional=True)
+        require_int("seed", self.seed, 0, optional=True)
 
 
 @dataclass
@@ -82,10 +89,16 @@ def _finetune_recipe(settings: PruneSettings):
 def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: PruneSettings) -> PruneResult:
     from edgekit.train.data import load_training_data
 
+    from edgekit.train.data import CIFAR10
+
     weights, out = Path(weights), Path(out)
+    plan = plan_output_folder(out, force=settings.force, owner=owned_by(PRUNE_SCHEMA), inputs={
+        "weights file": weights, "data": None if data == CIFAR10 else data})
     checkpoint = read_checkpoint(weights)
-    if checkpoint.config is None or checkpoint.preprocessing is None:
-        raise EdgekitError(f"{weights} is a bare state_dict; pruning needs an edgekit checkpoint (from edgekit train)")
+    if checkpoint.config is None:
+        raise EdgekitError(f"{weights} is a bare state_dict; pruning needs a checkpoint from edgekit train")
+    if checkpoint.preprocessing is None:
+        raise EdgekitError(f"{weights} records no preprocessing; pruning needs a checkpoint from edgekit train")
     if checkpoint.pruned_shapes:
         raise EdgekitError(f"{weights} is already channel-pruned; prune its parent instead")
     payload = read_payload(weights)
@@ -97,7 +110,7 @@ def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: 
                                  subset=settings.finetune_subset, verbose=settings.verbose)
     if len(dataset.classes) != checkpoint.config.num_classes:
         raise EdgekitError(f"{data} has {len(dataset.classes)} classes, {weights} has {checkpoint.config.num_classes} outputs")
-    with atomic_folder(out, overwrite=settings.force) as staging:
+    with atomic_folder(plan) as staging:
         if settings.method == "l1-unstructured":
             rounds, extra, model = _unstructured(model, dataset, checkpoint.config, settings, seed)
         else:
@@ -106,6 +119,7 @@ def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: 
         save_checkpoint(staging / "pruned.pt", checkpoint.config, _state_dict(model),
                         preprocessing=checkpoint.preprocessing, pruning=summary, **extra)
         (staging / "prune_report.json").write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n")
+        write_manifest(staging, {"kind": "pruned checkpoint", "parent": str(weights)}, schema=PRUNE_SCHEMA)
     return PruneResult(out, out / "pruned.pt", rounds, summary)
 
 

@@ -18,6 +18,7 @@ class SourceModel:
     onnx_path: Path | None = None  # for ONNX input
     weights: dict | None = None  # {"path", "sha256"} of the user's weights, if any
     pruned_shapes: dict | None = None  # layer sizes of a channel-pruned network (see edgekit.prune)
+    classes: list[str] | None = None  # class names in output order, when the checkpoint records them
 
     @property
     def kind(self) -> str:
@@ -42,7 +43,7 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
 
     spec = get_spec(name)
     config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    state, weights_record, saved_preprocessing, pruned_shapes = None, None, None, None
+    state, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
     if weights is not None:
         checkpoint = read_checkpoint(weights)
         saved_config, state, saved_preprocessing = checkpoint.config, checkpoint.state_dict, checkpoint.preprocessing
@@ -50,12 +51,15 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
             if saved_config.name != name:
                 raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
             # The checkpoint knows its head and stem; explicit flags still win so a mismatch is reported.
-            config = default_config(name, num_classes=num_classes or saved_config.num_classes,
-                                    in_channels=in_channels or saved_config.in_channels,
-                                    input_size=input_size or saved_config.input_size,
+            config = default_config(name, num_classes=_given_or(num_classes, saved_config.num_classes),
+                                    in_channels=_given_or(in_channels, saved_config.in_channels),
+                                    input_size=_given_or(input_size, saved_config.input_size),
                                     options=saved_config.options)
         weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
-        pruned_shapes = checkpoint.pruned_shapes
+        pruned_shapes, classes = checkpoint.pruned_shapes, checkpoint.classes
+        if classes is not None and len(classes) != config.num_classes:
+            raise EdgekitError(f"--num-classes {config.num_classes} does not fit checkpoint {weights}, which was trained "
+                               f"on {len(classes)} classes")
         if pruned_shapes:
             weights_record["channel_pruned"] = True
     module = build_model(config, pruned_shapes=pruned_shapes)
@@ -73,7 +77,11 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
         preprocessing = spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
     preprocessing = _override_stats(preprocessing, mean, std)
     return SourceModel(name=name, preprocessing=preprocessing, module=module.eval(), config=config,
-                       weights=weights_record, pruned_shapes=pruned_shapes)
+                       weights=weights_record, pruned_shapes=pruned_shapes, classes=classes)
+
+
+def _given_or(value, default):
+    return default if value is None else value
 
 
 def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:
@@ -84,7 +92,7 @@ def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:
                              mean=tuple(mean or preprocessing.mean), std=tuple(std or preprocessing.std),
                              resize=preprocessing.resize, derived=preprocessing.derived)
     except ValueError as error:
-        raise EdgekitError(str(error)) from None
+        raise EdgekitError(f"--mean/--std: {error}") from None
 
 
 def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
@@ -104,7 +112,14 @@ def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise EdgekitError(f"{path.name} has {len(inputs)} inputs; edgekit handles single-image-input CNNs")
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    tensor_type = inputs[0].type.tensor_type
+    if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        found = onnx.TensorProto.DataType.Name(tensor_type.elem_type).lower() if tensor_type.elem_type else "no type"
+        raise EdgekitError(f"{path.name} input {inputs[0].name!r} is {found}; edgekit feeds float32 images")
+    outputs = list(proto.graph.output)
+    if not outputs or outputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise EdgekitError(f"{path.name}: its first output must be float32 logits")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
     if len(dims) != 4:
         raise EdgekitError(f"{path.name} input {inputs[0].name!r} has rank {len(dims)}, expected NCHW (rank 4)")
     channels, height, width = dims[1:]

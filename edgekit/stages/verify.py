@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.artifact import read_manifest
+from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
+from edgekit.outputs import plan_output_file, read_json_object, scratch_folder, write_planned_file
 from edgekit.progress import say, warn
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
 RUNNER_TIMEOUT_S = 120
 RUNNER_TIMEOUT_PER_SAMPLE_S = 20
+REPORT_SCHEMA = "edgekit.verify/1"
 
 
 def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
@@ -62,11 +64,15 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     from edgekit.emulation import check_arch, ensure_arm64_python
 
     check_arch(arch)
-    if limit < 1 or samples < 1 or threads < 0 or not tol > 0:
-        raise EdgekitError(f"--limit and --samples must be >= 1, --threads >= 0 and --tol > 0, got {limit}, "
-                           f"{samples}, {threads} and {tol}")
+    require_int("--limit", limit, 1)
+    require_int("--samples", samples, 1, 100_000)
+    require_int("--threads", threads, 0, 1024)
+    require_number("--tol", tol, 0, 1, low_open=True)
     folder = Path(artifact).resolve()
     manifest = read_manifest(folder)
+    forbidden = {"artifact": folder, **({"data folder": Path(data)} if data is not None else {})}
+    json_plan = plan_output_file(json_path, option="--json", recognise=_is_verify_json,
+                                 forbidden=forbidden) if json_path else None
     entries = [e for e in manifest["models"] if e["runtime"] == "onnxruntime"]
     if not entries:
         runtimes = sorted({e["runtime"] for e in manifest["models"]})
@@ -79,13 +85,13 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     timeout_s = RUNNER_TIMEOUT_S + RUNNER_TIMEOUT_PER_SAMPLE_S * len(inputs)
     rows = []
     # Status lines rather than a progress bar: its clock would show emulated timings.
-    with tempfile.TemporaryDirectory(prefix="edgekit-verify-") as tmp:
-        inputs_path = Path(tmp) / "inputs.npy"
+    with scratch_folder("verify") as tmp:
+        inputs_path = tmp / "inputs.npy"
         np.save(inputs_path, inputs)
         for index, entry in enumerate(entries, 1):
             say(f"running {entry['file']} ({index}/{len(entries)}) under emulation")
             model = folder / entry["file"]
-            outputs_path = Path(tmp) / f"{model.stem}.out.npy"
+            outputs_path = tmp / f"{model.stem}.out.npy"
             python.run_runner("infer", str(model), str(inputs_path), str(outputs_path), "--threads", str(threads),
                               timeout_s=timeout_s, what=f"run of {entry['file']}")
             result = compare_logits(host_logits(model, inputs, threads=threads), np.load(outputs_path))
@@ -96,15 +102,23 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
                      f"{result['max_abs_diff']:.3g}) where int8 QDQ is normally bit-exact")
     board = {k: v for k, v in stamp["board"].items() if k not in ("logical_cores", "kernel")}
     report = {
-        "artifact": str(folder), "model": manifest["model"]["name"], "target": manifest["target"]["name"],
+        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest["model"]["name"],
+        "target": manifest["target"]["name"],
         "host": {"arch": host, "onnxruntime": stamp["versions"]["onnxruntime"]},
         "emulated": {"cpu": stamp["qemu_cpu"], "emulator": "qemu user-mode", **board},
         "inputs": described, "samples": len(inputs), "threads": threads, "tolerance": tol,
         "results": rows, "passed": all(row["passed"] for row in rows),
     }
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    if json_plan:
+        write_planned_file(json_plan, json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _is_verify_json(path: Path) -> bool:
+    try:
+        return read_json_object(path, what="verify report").get("schema") == REPORT_SCHEMA
+    except EdgekitError:
+        return False
 
 
 def print_report(report: dict, console=None) -> None:

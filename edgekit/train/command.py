@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli_support import (COUNT, INPUT_SIZE, NUM_CLASSES, SEED, THREADS, FiniteFloat, ImageChannels, fraction,
+                                 one_line_failure, positive_float)
 from edgekit.errors import EdgekitError
+from edgekit.train.data import CIFAR10
 from edgekit.train.recipes import RECIPES
 
 # Options that steer the launcher; everything else is forwarded to every rank unchanged.
@@ -58,7 +61,6 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 
 def _count_classes(data: str) -> int:
     from edgekit.data.folders import find_images
-    from edgekit.train.data import CIFAR10
 
     if data == CIFAR10:
         return 10
@@ -84,31 +86,35 @@ def _model_and_preprocessing(model, data, num_classes, in_channels, input_size, 
 @click.option("--out", "-o", required=True, type=click.Path(), help="Run folder: last.pt, best.pt, log.json/csv.")
 @click.option("--preset", type=click.Choice(sorted(RECIPES)), default="sgd-onecycle", show_default=True,
               help="Optimiser + schedule from the papers (see README).")
-@click.option("--epochs", type=int, help="[default: the preset's]")
-@click.option("--batch-size", type=int, help="Global batch over all processes [default: the preset's].")
-@click.option("--lr", type=float, help="Peak/initial learning rate [default: the preset's].")
-@click.option("--weight-decay", type=float, help="[default: the preset's]")
-@click.option("--val-fraction", default=0.1, show_default=True, help="Per-class share of --data held out.")
+@click.option("--epochs", type=click.IntRange(1, 100_000), help="[default: the preset's]")
+@click.option("--batch-size", type=COUNT, help="Global batch over all processes [default: the preset's].")
+@click.option("--lr", type=positive_float(10), help="Peak/initial learning rate [default: the preset's].")
+@click.option("--weight-decay", type=FiniteFloat(0, 1), help="[default: the preset's]")
+@click.option("--val-fraction", type=fraction(), default=0.1, show_default=True,
+              help="Per-class share of --data held out.")
 @click.option("--val-data", type=click.Path(), help="Separate validation ImageFolder (then --data is all training).")
-@click.option("--subset", type=int, help="Train on a deterministic sample of this many training images.")
-@click.option("--num-classes", type=int, help="[default: the number of class folders]")
-@click.option("--in-channels", type=int, help="1 for grayscale [default: the model's].")
-@click.option("--input-size", type=int, help="[default: the model's]")
+@click.option("--subset", type=COUNT, help="Train on a deterministic sample of this many training images.")
+@click.option("--num-classes", type=NUM_CLASSES, help="[default: the number of class folders]")
+@click.option("--in-channels", type=ImageChannels(), help="1 for grayscale [default: the model's].")
+@click.option("--input-size", type=INPUT_SIZE, help="[default: the model's]")
 @click.option("--option", multiple=True, help="Model builder option KEY=JSON, e.g. replications=[3,13].")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--augment/--no-augment", default=True, show_default=True, help="RandomCrop (pad 4 at 32 px) + flip.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
               help="Mixed precision (fp16 with a grad scaler, CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=None, help="[default: on for CUDA]")
 @click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes.")
-@click.option("--threads", type=int, help="Intra-op threads per process [default: cores / local processes].")
-@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes per rank.")
+@click.option("--threads", type=THREADS, help="Intra-op threads per process [default: cores / local processes].")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="DataLoader worker processes per rank.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
 @click.option("--force", is_flag=True, help="Start over in an --out that holds a run.")
 @click.option("--download", is_flag=True, help="Let torchvision download CIFAR-10 (needs internet).")
-@click.option("--nproc", default=1, show_default=True, help="Processes on this node; > 1 launches torchrun.")
-@click.option("--nnodes", default=1, show_default=True, help="Nodes in the job (run the same command on each).")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Processes on this node; > 1 launches torchrun.")
+@click.option("--nnodes", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Nodes in the job (run the same command on each).")
 @click.option("--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1.")
 @click.pass_context
 def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_decay, val_fraction, val_data, subset,
@@ -128,7 +134,8 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
         if recipe.batch_size % world_size:
             raise EdgekitError(f"batch size {recipe.batch_size} is the global batch and must divide evenly over "
                                f"{world_size} processes")
-        problem = output_problem(Path(out), resume=resume, force=force)
+        problem = output_problem(Path(out), resume=resume, force=force,
+                                 inputs={"training data": None if data == CIFAR10 else data, "validation data": val_data})
         if problem:
             raise EdgekitError(problem)
         status = launch_with_torchrun(Launch(nproc, nnodes, rdzv_endpoint), forwarded_args(ctx))
@@ -155,13 +162,11 @@ def main() -> None:
 
     try:
         train_command.main(prog_name="python -m edgekit.train", standalone_mode=False)
-    except EdgekitError as error:
-        click.echo(f"error: {error.one_line()}", err=True)
-        sys.exit(1)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
     except click.exceptions.Abort:
         sys.exit(1)
+    except (EdgekitError, click.UsageError, OSError, MemoryError) as error:
+        message, status = one_line_failure(error)
+        click.echo(f"error: {message}", err=True)
+        sys.exit(status)

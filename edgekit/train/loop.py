@@ -7,6 +7,7 @@ with batch B takes the same optimiser steps as N processes with B/N each (up to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -16,19 +17,24 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.preprocessing import Preprocessing
+from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
+from edgekit.outputs import (check_not_overlapping, check_writable_location, exclusive_use, read_json_object,
+                             sweep_temp_files)
 from edgekit.models import ModelConfig, build_model
 from edgekit.models.weights import save_checkpoint
 from edgekit.progress import progress, say
-from edgekit.train.data import load_training_data
+from edgekit.train.data import CIFAR10, load_training_data
 from edgekit.train.distributed import (DistContext, all_reduce_max, all_reduce_sums, barrier, broadcast_error,
                                        init_distributed, shutdown)
-from edgekit.train.metrics_log import write_log
+from edgekit.train.metrics_log import replace_text, write_log
 from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
 from edgekit.train.state import (Progress, cpu_state_dict, read_training_checkpoint, restore_training,
                                  save_training_checkpoint)
 
 AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+RUN_SCHEMA = "edgekit.train-run/1"  # in config.json: marks a folder as an edgekit run (what --force may clear)
+RUN_FILES = ("last.pt", "best.pt", "log.json", "log.csv", "config.json")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,23 @@ class TrainConfig:
     download: bool = False
     verbose: bool = True
 
+    def __post_init__(self) -> None:
+        recipe = self.recipe
+        require_int("--epochs", recipe.epochs, 1, 100_000)
+        require_int("--batch-size", recipe.batch_size, 1, 1 << 20)
+        require_number("--lr", recipe.lr, 0, 10, low_open=True)
+        require_number("--weight-decay", recipe.weight_decay, 0, 1)
+        require_number("--val-fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
+        require_int("--subset", self.subset, 1, optional=True)
+        require_int("--seed", self.seed, 0, 2**32 - 1)
+        require_int("--threads", self.threads, 1, 1024, optional=True)
+        require_int("--workers", self.workers, 0, 256)
+        if self.val_data is not None and self.data != CIFAR10:
+            train, val = Path(self.data).resolve(), Path(self.val_data).resolve()
+            if train == val or train in val.parents or val in train.parents:
+                # Validating on training images would report a meaningless accuracy.
+                raise EdgekitError(f"--val-data {self.val_data} overlaps --data {self.data}; give a separate folder")
+
     def run_identity(self) -> dict:
         """What a resumed run must share with the interrupted one."""
         return {"recipe": self.recipe.to_dict(), "data": {"source": self.data, "val_data": self.val_data,
@@ -78,28 +101,67 @@ def train(config: TrainConfig) -> TrainResult:
         shutdown(context)
 
 
-def output_problem(out: Path, *, resume: bool, force: bool) -> str | None:
-    """Why ``out`` cannot take this run, or None."""
-    if out.exists() and not out.is_dir():
-        return f"output path {out} exists and is not a folder"
+def output_problem(out: Path, *, resume: bool, force: bool, inputs: dict | None = None) -> str | None:
+    """Why ``out`` cannot take this run, or None. A run writes into its folder as it goes (that is
+    what makes it resumable), so the folder must be new, empty, or an edgekit run folder."""
+    try:
+        check_not_overlapping(out, inputs or {}, option="--out")
+        if out.exists() and not out.is_dir():
+            return f"--out {out} exists and is not a folder"
+        check_writable_location(out.resolve(), option="--out")
+    except EdgekitError as error:
+        return str(error)
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    if not is_run_folder(out):
+        shown = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+        return (f"--out {out} holds files edgekit did not write ({shown}, ...); choose a new or empty folder "
+                "(neither --force nor --resume touches it)")
     if (out / "last.pt").exists() and not (resume or force):
         return f"{out} already holds a training run; pass --resume to continue it or --force to start over"
     return None
 
 
-def _prepare_output(config: TrainConfig, context: DistContext) -> None:
-    """Refuse to overwrite a run by accident; every rank raises the same one-line error."""
+def is_run_folder(folder: Path) -> bool:
+    """A folder edgekit train wrote: its config.json says so (or, for runs before the schema, looks so)."""
+    try:
+        record = read_json_object(folder / "config.json", what="run config")
+    except EdgekitError:
+        return False
+    return record.get("schema") == RUN_SCHEMA or {"model", "recipe", "world_size"} <= set(record)
+
+
+def _check_output(config: TrainConfig, context: DistContext, inputs: dict) -> None:
+    """Refuse to overwrite a run by accident, before any work; every rank raises the same one-line error."""
     message = None
     if context.is_main:
-        message = output_problem(config.out, resume=config.resume, force=config.force)
-        if message is None:
-            if config.force and not config.resume and config.out.is_dir():
-                for name in ("last.pt", "best.pt", "log.json", "log.csv", "config.json"):
-                    (config.out / name).unlink(missing_ok=True)
-            config.out.mkdir(parents=True, exist_ok=True)
+        message = output_problem(config.out, resume=config.resume, force=config.force, inputs=inputs)
     message = broadcast_error(context, message)
     if message:
         raise EdgekitError(message)
+
+
+def _claim_output(config: TrainConfig, context: DistContext, inputs: dict) -> contextlib.ExitStack:
+    """Rank 0 holds the run folder for the whole run (a second run into it fails at once); the folder
+    is made only now, after every check passed, so a refused run leaves nothing behind."""
+    held, message = contextlib.ExitStack(), None
+    if context.is_main:
+        try:
+            config.out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive_use(config.out, what="edgekit train"))
+            message = output_problem(config.out, resume=config.resume, force=config.force, inputs=inputs)
+        except EdgekitError as error:
+            message = error.one_line()
+        if message is None:
+            if config.force and not config.resume:
+                for name in RUN_FILES:  # only what a run writes: anything else in the folder stays
+                    (config.out / name).unlink(missing_ok=True)
+            sweep_temp_files(config.out, RUN_FILES)
+    message = broadcast_error(context, message)  # e.g. another run finished into the folder meanwhile
+    if message:
+        held.close()
+        raise EdgekitError(message)
+    return held
 
 
 def _set_threads(config: TrainConfig, context: DistContext) -> None:
@@ -197,6 +259,9 @@ def new_session(config: TrainConfig, context: DistContext, data, model) -> Sessi
     import torch
 
     sampler, train_loader, val_loader = make_loaders(config, context, data)
+    if train_loader.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise EdgekitError(f"a batch of {train_loader.batch_size} image per process cannot train BatchNorm layers; "
+                           f"use --batch-size >= {2 * context.world_size}")
     optimizer = make_optimizer(config.recipe, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(config.recipe, optimizer, steps_per_epoch=len(train_loader), epochs=config.recipe.epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and context.device.type == "cuda")
@@ -247,18 +312,26 @@ def _load_data(config: TrainConfig, context: DistContext):
 def _train(config: TrainConfig, context: DistContext) -> TrainResult:
     _set_threads(config, context)
     _check_amp(config, context)
-    _prepare_output(config, context)
+    inputs = {"training data": None if config.data == CIFAR10 else config.data, "validation data": config.val_data}
+    _check_output(config, context, inputs)
     data = _load_data(config, context)
     session = new_session(config, context, data, _build(config, context))
     run = config.run_identity()
     state = Progress()
-    last_path, best_path = config.out / "last.pt", config.out / "best.pt"
+    last_path = config.out / "last.pt"
     if config.resume:
         payload = _resume_payload(context, last_path, config, run)
         state = restore_training(payload, path=last_path, model=session.model, optimizer=session.optimizer,
                                  scheduler=session.scheduler, scaler=session.scaler)
         if context.is_main and config.verbose:
             say(f"resuming {last_path} at epoch {state.next_epoch + 1}/{config.recipe.epochs}")
+    with _claim_output(config, context, inputs):
+        return _run_epochs(config, context, data, session, state, run)
+
+
+def _run_epochs(config: TrainConfig, context: DistContext, data, session: Session, state: Progress,
+                run: dict) -> TrainResult:
+    last_path, best_path = config.out / "last.pt", config.out / "best.pt"
     if context.is_main:
         _write_config(config, context, data, len(session.train_loader))
     if context.distributed:
@@ -286,7 +359,7 @@ def _save_epoch(config: TrainConfig, session: Session, state: Progress, record: 
                         metrics=record, classes=session.data.classes, run=run)
     save_training_checkpoint(config.out / "last.pt", config=config.model, model=session.model,
                              preprocessing=preprocessing, optimizer=session.optimizer, scheduler=session.scheduler,
-                             scaler=session.scaler, progress=state, run=run)
+                             scaler=session.scaler, progress=state, run=run, classes=session.data.classes)
     write_log(config.out, state.history)
     if config.verbose:
         _report_epoch(record, config.recipe.epochs, improved)
@@ -376,14 +449,13 @@ def _write_config(config: TrainConfig, context: DistContext, data, steps_per_epo
     import torch
 
     record = {
-        "model": config.model.to_dict(), "recipe": config.recipe.to_dict(), "data": data.fingerprint,
+        "schema": RUN_SCHEMA, "model": config.model.to_dict(), "recipe": config.recipe.to_dict(),
+        "data": data.fingerprint,
         "seed": config.seed, "augment": config.augment, "amp": config.amp,
         "channels_last": _channels_last(config, context), "sync_batchnorm": config.sync_batchnorm,
         "world_size": context.world_size, "backend": context.backend, "device": str(context.device),
         "per_process_batch": config.recipe.batch_size // context.world_size, "steps_per_epoch": steps_per_epoch,
         "threads_per_process": torch.get_num_threads(), "torch": torch.__version__,
     }
-    tmp = config.out / ".config.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(config.out / "config.json")
+    replace_text(config.out / "config.json", json.dumps(record, indent=2) + "\n")
 

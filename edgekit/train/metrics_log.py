@@ -7,21 +7,26 @@ import io
 import json
 from pathlib import Path
 
+from edgekit.outputs import temp_file_beside
 
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # readers never see a half-written log
+
+def replace_text(path: Path, text: str) -> None:
+    tmp = Path(temp_file_beside(path))
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)  # readers never see a half-written log
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_log(out: Path, history: list[dict]) -> None:
-    _replace(out / "log.json", json.dumps(history, indent=2) + "\n")
+    replace_text(out / "log.json", json.dumps(history, indent=2) + "\n")
     columns = list(dict.fromkeys(key for record in history for key in record))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(history)
-    _replace(out / "log.csv", buffer.getvalue())
+    replace_text(out / "log.csv", buffer.getvalue())
 
 
 def read_log(out: Path) -> list[dict]:

@@ -57,7 +57,7 @@ def restore_rng(state: dict) -> None:
 
 
 def save_training_checkpoint(path: Path, *, config: ModelConfig, model, preprocessing: dict, optimizer,
-                             scheduler, scaler, progress: Progress, run: dict) -> Path:
+                             scheduler, scaler, progress: Progress, run: dict, classes=None) -> Path:
     training = {
         "format": TRAINING_STATE_FORMAT,
         "next_epoch": progress.next_epoch,
@@ -69,7 +69,8 @@ def save_training_checkpoint(path: Path, *, config: ModelConfig, model, preproce
         "rng": capture_rng(),
         "run": run,
     }
-    return save_checkpoint(path, config, cpu_state_dict(model), preprocessing=preprocessing, training=training)
+    return save_checkpoint(path, config, cpu_state_dict(model), preprocessing=preprocessing, training=training,
+                           classes=classes)
 
 
 def cpu_state_dict(model) -> dict:

@@ -46,8 +46,11 @@ def fake_artifact(folder, runtimes=("onnxruntime",)):
     for index, runtime in enumerate(runtimes):
         (folder / f"m{index}.bin").write_bytes(b"never loaded")
         models.append({"file": f"m{index}.bin", "runtime": runtime, "precision": "fp32"})
-    write_manifest(folder, {"model": {"name": "fake"}, "target": {"name": "rpi4"},
-                            "input": {"shape": [1, 3, 8, 8]}, "models": models})
+    # A complete manifest, so that it passes edgekit's schema checks and the tests reach what they test.
+    write_manifest(folder, {"model": {"name": "fake"}, "input": {"shape": [1, 3, 8, 8]}, "models": models,
+                            "target": {"name": "rpi4", "runtime": "onnxruntime", "threads": 4},
+                            "preprocessing": {"input_size": [8, 8], "channels": 3, "mean": [0.5] * 3,
+                                              "std": [0.5] * 3}})
     return folder
 
 
@@ -98,6 +101,8 @@ def test_emulated_command_is_time_limited_and_does_not_leak_the_host_environment
                                                                      "info"]
     assert env["QEMU_CPU"] == "cortex-a72" and env["QEMU_LD_PREFIX"] == str(tmp_path / "rootfs")
     assert env["PYTHONPATH"] == str(tmp_path / "site") and "LD_PRELOAD" not in env
+    # The runner's own workers start through qemu too: nothing depends on binfmt_misc.
+    assert json.loads(env["EDGEKIT_RUNNER_PYTHON"]) == ["/usr/bin/qemu-aarch64-static", str(python.python)]
 
 
 @pytest.mark.parametrize("code, fragment", [
@@ -176,6 +181,17 @@ def test_rpi4_artifact_gives_the_same_answers_on_emulated_aarch64(needs_qemu, rp
     assert rows["fp32"]["max_norm_diff"] < 1e-5
     assert all(row["top1_agreement"] == 1.0 for row in rows.values())
     assert "model_int8.onnx" in result.output and " ms" not in result.output
+
+
+def test_emulated_bench_starts_its_workers_through_qemu(needs_qemu, rpi4_artifact):
+    # Each model runs in a child of the emulated runner: exec'ing the aarch64 python directly would
+    # need binfmt_misc, so this passes only if the children are started with qemu named explicitly.
+    python = arm64.ensure_arm64_python()
+    out = python.run_runner("bench", str(rpi4_artifact), "--runs", "1", "--warmup", "0", timeout_s=900)
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["host"]["arch"] == "aarch64"
+    assert [(row["file"], row["ok"]) for row in report["results"]] == [("model_fp32.onnx", True),
+                                                                       ("model_int8.onnx", True)], report["results"]
 
 
 def test_the_emulated_board_sees_a_pi4_cpu_and_a_crash_is_one_line(needs_qemu, tmp_path):

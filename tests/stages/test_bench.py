@@ -37,3 +37,56 @@ def test_openvino_artifact_benches_in_openvino(openvino_artifact):
 def test_bench_refuses_a_folder_that_is_not_an_artifact(tmp_path):
     with pytest.raises(EdgekitError, match="not an edgekit artifact"):
         bench_artifact(tmp_path)
+
+
+def _copy_tree(source, destination):
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
+
+
+def test_folders_are_mapped_to_outputs_by_class_name_not_by_order(cpu_artifact, pattern_data, tmp_path):
+    """Folders renamed so their sorted order differs from the model's: same images, same top-1."""
+    reference = bench_artifact(cpu_artifact, data=pattern_data["val"], runs=2, warmup=0)
+    prefixed = _copy_tree(pattern_data["val"], tmp_path / "prefixed")
+    # "vertical" -> "0_vertical" would sort first; by name, it must still be scored as output 3.
+    for name in ("blob", "checker", "horizontal", "vertical"):
+        (prefixed / name).rename(prefixed / f"{'0_' if name == 'vertical' else ''}{name}")
+    with pytest.raises(EdgekitError, match="'0_vertical' are not classes of this model"):
+        bench_artifact(cpu_artifact, data=prefixed, runs=2, warmup=0)
+    subset = _copy_tree(pattern_data["val"], tmp_path / "subset")
+    import shutil
+
+    shutil.rmtree(subset / "blob")  # three of four classes: labels must not shift down by one
+    partial = bench_artifact(cpu_artifact, data=subset, runs=2, warmup=0)
+    top1 = {row["file"]: row["top1"] for row in partial["results"]}
+    full = {row["file"]: row["top1"] for row in reference["results"]}
+    assert top1["model_fp32.pt"] >= 0.5 and abs(top1["model_fp32.pt"] - full["model_fp32.pt"]) < 0.2
+
+
+def test_the_manifest_carries_the_checkpoint_class_names(cpu_artifact):
+    from edgekit.artifact import read_manifest
+
+    assert read_manifest(cpu_artifact)["classes"] == ["blob", "checker", "horizontal", "vertical"]
+
+
+def test_without_class_names_a_count_mismatch_is_an_error(pattern_data, trained_tiny, tmp_path):
+    import shutil
+
+    import torch
+
+    from edgekit.stages.build import BuildOptions, build_artifact
+
+    state = torch.load(trained_tiny["checkpoint"], weights_only=True)
+    bare = tmp_path / "bare.pt"
+    torch.save(state["state_dict"], bare)  # a bare state_dict knows no class names
+    artifact = build_artifact("tiny_cnn", "cpu", tmp_path / "art", weights=bare, num_classes=4,
+                              options=BuildOptions(calib=pattern_data["train"], calib_size=16, check_latency=False))
+    three = tmp_path / "three"
+    shutil.copytree(pattern_data["val"], three)
+    shutil.rmtree(three / "blob")
+    with pytest.raises(EdgekitError, match="3 class folders, the model has 4 outputs"):
+        bench_artifact(artifact, data=three, runs=2, warmup=0)
+    report = bench_artifact(artifact, data=pattern_data["val"], runs=2, warmup=0)  # counts match: sorted order
+    assert all(row["ok"] for row in report["results"])
