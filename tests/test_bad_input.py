@@ -40,6 +40,7 @@ def files(tmp_path_factory, pattern_data, trained_tiny):
     torch.save([1, 2, 3], root / "list.pt")
     torch.save({**state, "classes": ["a", "b"]}, root / "wrong-classes.pt")
     (root / "afile").write_text("a file, not a folder")
+    (root / "folder.onnx").mkdir()
     _int64_onnx(root / "int64.onnx")
     text = (Path(__file__).resolve().parents[1] / "targets" / "cpu.toml").read_text()
     (root / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
@@ -97,6 +98,8 @@ CASES = [
     (BUILD + ["--std", "1,1"], "--mean/--std"),
     (BUILD + ["--mean", "nan"], "--mean"),
     (BUILD + ["--num-classes", "7"], "does not fit checkpoint"),
+    (BUILD + ["--input-size", "4096", "--calib-size", "300"], "GiB decoded"),
+    (["build", "-m", "{root}/folder.onnx", "-t", "cpu", "--calib", "{calib}"], "is not a file"),
     # build: outputs that would destroy or pollute an input
     (BUILD + ["--out", ".", "--force"], "current folder"),
     (BUILD + ["--out", "..", "--force"], "above the current folder"),
@@ -127,6 +130,7 @@ CASES = [
     (TRAIN + ["--seed", "-1"], "--seed"),
     (TRAIN + ["--in-channels", "4"], "--in-channels"),
     (TRAIN + ["--batch-size", "1"], "BatchNorm"),
+    (TRAIN + ["--val-data", "{calib}"], "overlaps --data"),
     (TRAIN + ["--out", "{calib}"], "is the training data"),
     (TRAIN + ["--out", "{calib}/blob"], "inside the training data"),
     (TRAIN + ["--out", "."], "current folder"),

@@ -27,7 +27,8 @@ from edgekit.data.preprocessing import Preprocessing, UnsupportedImage
 from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp", ".tif", ".tiff"})
-LABELS_UNUSED = frozenset({"calibration"})  # purposes that only need pixels, not class indices
+LABELS_UNUSED = frozenset({"calibration"})
+MAX_DECODED_BYTES = 8 * 1024**3  # decoded images one process holds at most  # purposes that only need pixels, not class indices
 
 
 @dataclass
@@ -73,6 +74,7 @@ class ImageSet:
         """All images as one float32 array (N, C, H, W)."""
         from PIL import Image
 
+        check_decoded_size(len(self.files), preprocessing, f"images from {self.root}")
         # Pillow's own decode failures come as any of these; a bug in edgekit's code would not.
         unreadable = (OSError, ValueError, SyntaxError, EOFError, struct.error,
                       Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -85,6 +87,20 @@ class ImageSet:
             if progress is not None:
                 progress()
         return np.stack(arrays)
+
+
+def check_decoded_size(count: int, preprocessing: Preprocessing, what: str) -> None:
+    """Refuse before decoding what cannot fit: 300 images at a mistyped --input-size 4096 are 60 GB,
+    which would end in the kernel's OOM killer instead of a message."""
+    import psutil
+
+    needed = count * int(np.prod(preprocessing.input_shape[1:])) * 4
+    limit = min(MAX_DECODED_BYTES, int(psutil.virtual_memory().available * 0.8))
+    if needed > limit:
+        height, width = preprocessing.input_size
+        raise EdgekitError(f"{what}: {count} images at {height}x{width} would take {needed / 1024**3:.1f} GiB decoded, "
+                           f"more than the {limit / 1024**3:.1f} GiB this process may use; use fewer images "
+                           "(--calib-size, --limit, --subset) or a smaller --input-size")
 
 
 def _read_error(path: Path, error: BaseException) -> str:

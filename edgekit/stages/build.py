@@ -16,7 +16,7 @@ from edgekit.data import find_images
 from edgekit.errors import EdgekitError
 from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
 from edgekit.progress import progress, say, warn
-from edgekit.stages.source import SourceModel, resolve_model
+from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
 from edgekit.targets import Target, load_target
 
 PARITY_SAMPLES = 16
@@ -62,10 +62,10 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
     calib = options.calib if not options.fp32_only else None
     if calib is not None:
         available = find_images(calib)  # a missing or empty folder is reported before any work
-    default_name = Path(model).stem if model.endswith(".onnx") else model
-    out = Path(out) if out is not None else Path("artifacts") / f"{default_name}-{profile.name}"
+    onnx_input = is_onnx_path(model)
+    out = Path(out) if out is not None else Path("artifacts") / f"{Path(model).stem if onnx_input else model}-{profile.name}"
     plan = plan_output_folder(out, force=options.force, owner=artifact_owner, inputs={
-        "calibration folder": calib, "weights file": weights, "model file": model if model.endswith(".onnx") else None,
+        "calibration folder": calib, "weights file": weights, "model file": model if onnx_input else None,
         "target profile": profile.source})
     source = resolve_model(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
                            input_size=input_size, mean=mean, std=std)

@@ -25,10 +25,14 @@ class SourceModel:
         return "onnx" if self.onnx_path is not None else "registry"
 
 
+def is_onnx_path(model: str) -> bool:
+    return str(model).lower().endswith(".onnx")
+
+
 def resolve_model(model: str, *, weights: str | Path | None = None, num_classes: int | None = None,
                   in_channels: int | None = None, input_size: int | None = None,
                   mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> SourceModel:
-    if model.endswith(".onnx"):
+    if is_onnx_path(model):
         if weights is not None:
             raise EdgekitError("--weights applies to registered models, not to an .onnx --model")
         return _onnx_source(Path(model), input_size=input_size, mean=mean, std=std)
@@ -101,8 +105,10 @@ def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
     from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
     from edgekit.runtimes import ort_session
 
-    if not path.is_file():
+    if not path.exists():
         raise EdgekitError(f"ONNX model {path} does not exist")
+    if not path.is_file():
+        raise EdgekitError(f"ONNX model {path} is not a file")
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.folders import ImageSet, find_images, split_per_class
+from edgekit.data.folders import ImageSet, check_decoded_size, find_images, split_per_class
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.progress import progress
 
 CIFAR10 = "cifar10"
 # Decoded float32 images above this size would not fit comfortably in one process per rank.
-MAX_DECODED_BYTES = 8 * 1024**3
-
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -87,19 +85,6 @@ class TrainingData:
     fingerprint: dict = field(default_factory=dict)  # compared on --resume
 
 
-def _decoded_bytes(count: int, preprocessing: Preprocessing) -> int:
-    return count * int(np.prod(preprocessing.input_shape[1:])) * 4
-
-
-def _check_fits(count: int, preprocessing: Preprocessing, source: str) -> None:
-    needed = _decoded_bytes(count, preprocessing)
-    if needed > MAX_DECODED_BYTES:
-        raise EdgekitError(
-            f"{source}: {count} images at {preprocessing.input_size} would take {needed / 1024**3:.1f} GiB "
-            f"decoded (limit {MAX_DECODED_BYTES / 1024**3:.0f} GiB per process); use --subset or a smaller --input-size"
-        )
-
-
 def _decode(images: ImageSet, preprocessing: Preprocessing, what: str, verbose: bool) -> np.ndarray:
     with progress(f"decoding {what}", len(images), enabled=verbose) as advance:
         return images.load(preprocessing, progress=advance)
@@ -143,7 +128,7 @@ def load_training_data(source: str, preprocessing: Preprocessing, *, val_fractio
     else:
         train_set, val_set = _folder_sets(source, val_dir, val_fraction, seed)
         train_set = train_set.subset(subset, seed=seed)
-        _check_fits(len(train_set) + len(val_set), preprocessing, source)
+        check_decoded_size(len(train_set) + len(val_set), preprocessing, str(source))
         train_x = _decode(train_set, preprocessing, f"{len(train_set)} training images", verbose)
         val_x = _decode(val_set, preprocessing, f"{len(val_set)} validation images", verbose)
         train_y, val_y, classes = train_set.labels, val_set.labels, train_set.classes
@@ -167,7 +152,7 @@ def _cifar10_split(preprocessing: Preprocessing, *, val_fraction: float, seed: i
     index_set = ImageSet(root, [Path(str(i)) for i in range(len(labels))], labels, classes)
     train_set, val_set = split_per_class(index_set, val_fraction=val_fraction, seed=seed)
     train_set = train_set.subset(subset, seed=seed)
-    _check_fits(len(train_set) + len(val_set), preprocessing, "CIFAR-10")
+    check_decoded_size(len(train_set) + len(val_set), preprocessing, "CIFAR-10")
 
     def decode(part: ImageSet, what: str) -> np.ndarray:
         with progress(f"preprocessing {what}", len(part), enabled=verbose) as advance:
