@@ -13,9 +13,11 @@ import os
 import re
 from pathlib import Path
 
+from edgekit.checks import is_integer
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig
+from edgekit.models.weights import class_names_problem
 from edgekit.outputs import MANIFEST, owned_by, read_json_object
 
 SCHEMA = "edgekit.artifact/1"
@@ -150,13 +152,9 @@ def _file_record_problem(record) -> str | None:
     if not isinstance(record, dict) or not isinstance(record.get("sha256"), str) \
             or not _SHA256.match(record["sha256"]):
         return "needs a 64-hex-digit 'sha256'"
-    if not _is_int(record.get("bytes")) or record["bytes"] < 0:
+    if not is_integer(record.get("bytes")) or record["bytes"] < 0:
         return "needs a non-negative integer 'bytes'"
     return None
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _models_problem(manifest: dict) -> str | None:
@@ -182,7 +180,7 @@ def _models_problem(manifest: dict) -> str | None:
 
 def _input_problem(manifest: dict) -> str | None:
     shape = (manifest.get("input") or {}).get("shape") if isinstance(manifest.get("input"), dict) else None
-    if not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(v) and v > 0 for v in shape):
+    if not isinstance(shape, list) or len(shape) != 4 or not all(is_integer(v) and v > 0 for v in shape):
         return "input.shape must be four positive integers (N, C, H, W)"
     record = manifest.get("preprocessing")
     if not isinstance(record, dict):
@@ -201,7 +199,7 @@ def _target_problem(manifest: dict) -> str | None:
     if not isinstance(target, dict) or not isinstance(target.get("name"), str):
         return "'target' must be an object with a 'name'"
     threads = target.get("threads")
-    if not _is_int(threads) or not 1 <= threads <= MAX_THREADS:
+    if not is_integer(threads) or not 1 <= threads <= MAX_THREADS:
         return f"target.threads must be an integer from 1 to {MAX_THREADS}"
     if target.get("runtime") not in RUNTIMES[1:]:
         return "target.runtime must be onnxruntime or openvino"
@@ -220,12 +218,7 @@ def _model_problem(manifest: dict) -> str | None:
             config = ModelConfig.from_dict(model["config"])
         except EdgekitError as error:
             return f"model.config: {error}"
-    classes = manifest.get("classes")
-    if classes is not None:
-        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes) \
-                or len(set(classes)) != len(classes):
-            return "'classes' must be a list of distinct class names"
-        if config is not None and len(classes) != config.num_classes:
-            return f"'classes' names {len(classes)} classes, the model has {config.num_classes} outputs"
+    if manifest.get("classes") is not None:
+        return class_names_problem(manifest["classes"], config.num_classes if config else None)
     return None
 

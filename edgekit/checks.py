@@ -7,15 +7,24 @@ the Python API, so ``bench_artifact(runs=0)`` fails with the same one line as ``
 from __future__ import annotations
 
 import math
+import numbers
 
 from edgekit.errors import EdgekitError
+
+
+def is_integer(value) -> bool:
+    """An int (numpy's too), not a bool: `True` is an int subclass and would pass as 1."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def require_int(option: str, value, low: int, high: int | None = None, *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    # bool is an int subclass: `True` would otherwise pass as 1.
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    if not is_integer(value) or value < low or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"from {low} to {high}"
         raise EdgekitError(f"{option} must be an integer {bounds}, got {value!r}")
 
@@ -25,7 +34,7 @@ def require_number(option: str, value, low: float, high: float, *, low_open: boo
     """A finite number within bounds; NaN fails every comparison, so it is refused explicitly."""
     if value is None and optional:
         return
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    valid = is_number(value) and math.isfinite(value)
     if valid:
         valid = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not valid:

@@ -8,7 +8,7 @@ import click
 
 from edgekit import __version__
 from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, THREADS, FiniteFloat, ImageChannels,
-                                 float_list, fraction, one_line_failure, positive_float)
+                                 USER_FAILURES, float_list, fraction, one_line_failure, positive_float)
 from edgekit.errors import EdgekitError
 from edgekit.remote.options import board_options
 from edgekit.train.command import train_command
@@ -22,7 +22,7 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (EdgekitError, click.UsageError, OSError, MemoryError) as error:
+        except USER_FAILURES as error:
             message, status = one_line_failure(error)
             click.echo(f"error: {message}", err=True)
             ctx.exit(status)

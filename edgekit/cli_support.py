@@ -83,6 +83,10 @@ def describe_os_error(error: OSError) -> str:
     return f"{reason[0].lower()}{reason[1:]}" + (f": {' -> '.join(names)}" if names else "")
 
 
+# What a user can act on; anything else is a bug and keeps its traceback.
+USER_FAILURES = (EdgekitError, click.UsageError, OSError, MemoryError)
+
+
 def one_line_failure(error: BaseException) -> tuple[str, int] | None:
     """(message, exit status) for failures a user can act on; None for bugs (they keep their traceback)."""
     if isinstance(error, EdgekitError):

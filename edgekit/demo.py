@@ -44,12 +44,9 @@ def write_digits(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> tup
 def _claim_workdir(workdir: Path) -> Path:
     """The demo rewrites its own folder on every run, so it must be new, empty or an earlier demo's."""
     from edgekit.errors import EdgekitError
-    from edgekit.outputs import check_not_overlapping, check_writable_location
+    from edgekit.outputs import check_folder_location
 
-    check_not_overlapping(workdir, {}, option="--workdir")
-    if workdir.exists() and not workdir.is_dir():
-        raise EdgekitError(f"--workdir {workdir} is a file, not a folder")
-    check_writable_location(workdir.resolve(), option="--workdir")
+    check_folder_location(workdir, option="--workdir")
     marker = workdir / MARKER
     if workdir.is_dir() and any(workdir.iterdir()) and not marker.is_file():
         raise EdgekitError(f"--workdir {workdir} holds files edgekit did not write; choose a new or empty folder")

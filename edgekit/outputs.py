@@ -110,7 +110,8 @@ def owned_by(*schemas: str) -> Callable[[Path], str | None]:
 
 # ---- checks before any work ---------------------------------------------------------------------
 
-def _is_within(path: Path, folder: Path) -> bool:
+def is_within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies below it (both resolved by the caller)."""
     return path == folder or folder in path.parents
 
 
@@ -118,17 +119,17 @@ def check_not_overlapping(out: Path, inputs: dict[str, str | Path | None], *, op
     """Refuse an output that is, contains, or lies inside an input (or contains the current folder)."""
     out = out.resolve()
     cwd = Path.cwd().resolve()
-    if _is_within(cwd, out):
+    if is_within(cwd, out):
         raise EdgekitError(f"{option} {out} is {'the current folder' if out == cwd else 'above the current folder'}; "
                            "choose a new folder for edgekit's output")
     for name, value in inputs.items():
         if value is None:
             continue
         source = Path(value).resolve()
-        if _is_within(source, out):
+        if is_within(source, out):
             raise EdgekitError(f"{option} {out} {'is' if source == out else 'contains'} the {name} {source}; "
                                "edgekit would replace its own input")
-        if source.is_dir() and _is_within(out, source):
+        if source.is_dir() and is_within(out, source):
             raise EdgekitError(f"{option} {out} lies inside the {name} {source}; choose a folder outside it")
 
 
@@ -141,6 +142,16 @@ def check_writable_location(path: Path, *, option: str) -> None:
         raise EdgekitError(f"{option} {path}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise EdgekitError(f"{option} {path}: cannot write into {ancestor} (read-only or no permission)")
+
+
+def check_folder_location(out: str | Path, *, option: str, inputs: dict[str, str | Path | None] | None = None) -> Path:
+    """Where a folder may go: not over an input, not a file, under a writable folder. Returns it resolved."""
+    path = Path(out).expanduser().resolve()
+    check_not_overlapping(path, inputs or {}, option=option)
+    if path.exists() and not path.is_dir():
+        raise EdgekitError(f"{option} {path} is a file, not a folder; edgekit will not replace it")
+    check_writable_location(path, option=option)
+    return path
 
 
 @dataclass(frozen=True)
@@ -156,11 +167,7 @@ class PlannedFolder:
 def plan_output_folder(out: str | Path, *, force: bool, owner: Callable[[Path], str | None],
                        inputs: dict[str, str | Path | None] | None = None, option: str = "--out") -> PlannedFolder:
     """Check an output folder before work starts; raise a one-line error for every reason it cannot be."""
-    path = Path(out).expanduser().resolve()
-    check_not_overlapping(path, inputs or {}, option=option)
-    if path.exists() and not path.is_dir():
-        raise EdgekitError(f"{option} {path} is a file, not a folder; edgekit will not replace it")
-    check_writable_location(path, option=option)
+    path = check_folder_location(out, option=option, inputs=inputs)
     found = None
     if path.is_dir() and _has_entries(path):
         if not force:
@@ -219,16 +226,30 @@ def _is_dead(tag: str) -> bool:
 
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<tag>\d+-\d+)\.[^.]+\.(?:partial|old)$")
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<tag>\d+-\d+)\.[^.]*\.tmp$")
+_SCRATCH = re.compile(r"^edgekit-(?P<name>[\w-]+)\.(?P<tag>\d+-\d+)\.[^.]+$")
+
+
+def _sweep(folder: Path, pattern: re.Pattern, names: tuple[str, ...], *, folders: bool) -> None:
+    """Remove entries of ``folder`` named by ``pattern`` for one of ``names`` whose process is gone.
+    Only this user's own regular entries, never through a symlink."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if not match or match["name"] not in names or entry.is_symlink():
+            continue
+        if (entry.is_dir() if folders else entry.is_file()) and entry.lstat().st_uid == os.getuid() \
+                and _is_dead(match["tag"]):
+            if folders:
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def sweep_leftovers(parent: Path, name: str) -> None:
     """Remove staging folders of ``name`` left in ``parent`` by processes that no longer run."""
-    if not parent.is_dir():
-        return
-    for entry in parent.iterdir():
-        match = _LEFTOVER.match(entry.name)
-        if match and match["name"] == name and entry.is_dir() and not entry.is_symlink() and _is_dead(match["tag"]):
-            shutil.rmtree(entry, ignore_errors=True)
+    _sweep(parent, _LEFTOVER, (name,), folders=True)
 
 
 @contextlib.contextmanager
@@ -367,12 +388,7 @@ def _make_readable(folder: Path) -> None:
 
 def sweep_temp_files(folder: Path, names: tuple[str, ...]) -> None:
     """Remove ``.NAME.PID-START.*.tmp`` files (edgekit's atomic writes) of processes that are gone."""
-    if not folder.is_dir():
-        return
-    for entry in folder.iterdir():
-        match = re.match(r"^\.(?P<name>.+)\.(?P<tag>\d+-\d+)\.[^.]*\.tmp$", entry.name)
-        if match and match["name"] in names and entry.is_file() and not entry.is_symlink() and _is_dead(match["tag"]):
-            entry.unlink(missing_ok=True)
+    _sweep(folder, _TEMP_FILE, names, folders=False)
 
 
 def temp_file_beside(path: Path) -> str:
@@ -402,13 +418,8 @@ def exclusive_use(folder: Path, *, what: str) -> Iterator[None]:
 def scratch_folder(purpose: str) -> Iterator[Path]:
     """A private temp folder that a SIGKILL cannot leave behind for long: the next run sweeps it."""
     root = Path(tempfile.gettempdir())
-    prefix = f"edgekit-{purpose}."
-    for entry in root.glob(f"{prefix}*"):
-        tag = entry.name[len(prefix):].split(".", 1)[0]
-        if re.fullmatch(r"\d+-\d+", tag) and entry.is_dir() and not entry.is_symlink() \
-                and entry.stat().st_uid == os.getuid() and _is_dead(tag):
-            shutil.rmtree(entry, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{process_tag()}.", dir=root))
+    _sweep(root, _SCRATCH, (purpose,), folders=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"edgekit-{purpose}.{process_tag()}.", dir=root))
     try:
         yield folder
     finally:
@@ -421,6 +432,17 @@ class PlannedFile:
     replace: bool  # an existing file edgekit recognised as its own
 
 
+def has_schema(schema: str) -> Callable[[Path], bool]:
+    """Recognises a JSON report edgekit wrote (it carries ``schema``), so it may be replaced."""
+    def recognise(path: Path) -> bool:
+        try:
+            return read_json_object(path, what="report").get("schema") == schema
+        except EdgekitError:
+            return False
+
+    return recognise
+
+
 def plan_output_file(path: str | Path, *, option: str, recognise: Callable[[Path], bool],
                      forbidden: dict[str, Path] | None = None) -> PlannedFile:
     """Check a report path before work: not inside an artifact or input, not over a user's file."""
@@ -428,7 +450,7 @@ def plan_output_file(path: str | Path, *, option: str, recognise: Callable[[Path
     resolved = given.parent.resolve() / given.name  # the last part unresolved: a symlink there is refused
     for name, folder in (forbidden or {}).items():
         folder = Path(folder).resolve()
-        if _is_within(resolved, folder) or (folder.is_file() and resolved == folder):
+        if is_within(resolved, folder) or (folder.is_file() and resolved == folder):
             raise EdgekitError(f"{option} {resolved} lies inside the {name} {folder}; write it elsewhere")
     if not resolved.parent.is_dir():
         raise EdgekitError(f"{option} {resolved}: folder {resolved.parent} does not exist")

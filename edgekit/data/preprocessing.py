@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from edgekit.checks import is_integer, is_number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,14 +34,6 @@ def sobel_edges(gray: np.ndarray) -> np.ndarray:
 
 
 DERIVED_CHANNELS = {"edges": sobel_edges}
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _sixteen_bit_as_float(image):
@@ -87,9 +80,9 @@ class Preprocessing:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
         size = self.input_size
-        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(is_integer(v) and v > 0 for v in size)):
             raise ValueError(f"input_size must be two positive integers (height, width), got {size!r}")
-        if self.resize is not None and not (_is_int(self.resize) and self.resize > 0):
+        if self.resize is not None and not (is_integer(self.resize) and self.resize > 0):
             raise ValueError(f"resize must be None or a positive integer, got {self.resize!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {self.interpolation!r}")
@@ -102,7 +95,7 @@ class Preprocessing:
             )
         # A nan/inf/zero here would turn every input into nan or inf without any error later on.
         for name, values in (("mean", self.mean), ("std", self.std)):
-            if not all(_is_number(v) and math.isfinite(v) for v in values):
+            if not all(is_number(v) and math.isfinite(v) for v in values):
                 raise ValueError(f"{name} values must be finite numbers, got {list(values)!r}")
         if not all(v > 0 for v in self.std):
             raise ValueError(f"std values must be positive, got {list(self.std)!r}")
@@ -148,14 +141,14 @@ class Preprocessing:
 
         mean, std = sequence("mean"), sequence("std")
         for key, values in (("mean", mean), ("std", std)):
-            if not all(_is_number(v) for v in values):
+            if not all(is_number(v) for v in values):
                 raise ValueError(f"preprocessing field '{key}' must be a list of numbers, got {list(values)!r}")
         return cls(
             input_size=sequence("input_size"),
-            channels=scalar("channels", None, _is_int, "an integer"),
+            channels=scalar("channels", None, is_integer, "an integer"),
             mean=mean,
             std=std,
-            resize=scalar("resize", None, lambda v: v is None or _is_int(v), "null or an integer"),
+            resize=scalar("resize", None, lambda v: v is None or is_integer(v), "null or an integer"),
             interpolation=scalar("interpolation", "bilinear", lambda v: isinstance(v, str), "a string"),
             layout=scalar("layout", "NCHW", lambda v: isinstance(v, str), "a string"),
             derived=sequence("derived"),

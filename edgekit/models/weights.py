@@ -88,14 +88,22 @@ def _state_dict(value, path: Path) -> dict:
     return value
 
 
+def class_names_problem(classes, num_classes: int | None) -> str | None:
+    """Why ``classes`` cannot name a model's outputs (checkpoints and manifests share this rule)."""
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) and c for c in classes) \
+            or len(set(classes)) != len(classes):
+        return "'classes' must be a list of distinct class names"
+    if num_classes is not None and len(classes) != num_classes:
+        return f"'classes' names {len(classes)} classes, the model has {num_classes} outputs"
+    return None
+
+
 def _classes(value, config: ModelConfig, path: Path) -> list[str] | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) and c for c in value) \
-            or len(set(value)) != len(value):
-        raise EdgekitError(f"checkpoint {path}: 'classes' must be a list of distinct class names")
-    if len(value) != config.num_classes:
-        raise EdgekitError(f"checkpoint {path} names {len(value)} classes but its model has {config.num_classes} outputs")
+    problem = class_names_problem(value, config.num_classes)
+    if problem:
+        raise EdgekitError(f"checkpoint {path}: {problem}")
     return list(value)
 
 

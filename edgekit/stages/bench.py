@@ -16,7 +16,7 @@ from edgekit.checks import require_int
 from edgekit.data import ImageSet, Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.isa import parse_cpuinfo
-from edgekit.outputs import PlannedFile, plan_output_file, read_json_object, scratch_folder, write_planned_file
+from edgekit.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import progress, say, warn
 from edgekit.stages.bench_table import csv_text, is_bench_csv
 
@@ -99,17 +99,10 @@ def output_labels(images: ImageSet, manifest: dict, data: str | Path) -> list[in
     return list(images.labels)
 
 
-def _is_bench_json(path: Path) -> bool:
-    try:
-        return read_json_object(path, what="bench report").get("schema") == REPORT_SCHEMA
-    except EdgekitError:
-        return False
-
-
 def plan_reports(folder: Path, data, json_path, csv_path) -> tuple[PlannedFile | None, PlannedFile | None]:
     """Check both report paths before anything runs: never inside the artifact, never over a user's file."""
     forbidden = {"artifact": folder, **({"evaluation data": Path(data)} if data is not None else {})}
-    json_plan = plan_output_file(json_path, option="--json", recognise=_is_bench_json,
+    json_plan = plan_output_file(json_path, option="--json", recognise=has_schema(REPORT_SCHEMA),
                                  forbidden=forbidden) if json_path else None
     csv_plan = plan_output_file(csv_path, option="--csv", recognise=is_bench_csv,
                                 forbidden=forbidden) if csv_path else None

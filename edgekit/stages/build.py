@@ -16,6 +16,7 @@ from edgekit.data import find_images
 from edgekit.errors import EdgekitError
 from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
 from edgekit.progress import progress, say, warn
+from edgekit.stages.export import OPSETS
 from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
 from edgekit.targets import Target, load_target
 
@@ -23,9 +24,6 @@ PARITY_SAMPLES = 16
 # Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
 MIN_INT8_AGREEMENT = 0.9
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-# From 13 (the first opset whose QuantizeLinear takes per-channel scales) to what each exporter of
-# torch 2.14 can write (torch.onnx._constants: TorchScript exporter 20, dynamo 23; dynamo starts at 18).
-OPSETS = {"legacy": range(13, 21), "dynamo": range(18, 24)}
 VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
 
 

@@ -18,7 +18,10 @@ from edgekit.errors import EdgekitError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-EXPORTERS = {"legacy": 17, "dynamo": 18}
+EXPORTERS = {"legacy": 17, "dynamo": 18}  # the default opset of each
+# What each can write: from 13 (the first opset whose QuantizeLinear takes per-channel scales) to the
+# maximum of torch 2.14's exporters (torch.onnx._constants: TorchScript 20, dynamo 23; dynamo starts at 18).
+OPSETS = {"legacy": range(13, 21), "dynamo": range(18, 24)}
 
 
 def export_onnx(model, sample: np.ndarray, path: Path, *, exporter: str = "legacy", opset: int | None = None) -> dict:

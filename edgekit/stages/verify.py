@@ -17,7 +17,7 @@ import numpy as np
 from edgekit.artifact import read_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
-from edgekit.outputs import plan_output_file, read_json_object, scratch_folder, write_planned_file
+from edgekit.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import say, warn
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
@@ -71,7 +71,7 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     folder = Path(artifact).resolve()
     manifest = read_manifest(folder)
     forbidden = {"artifact": folder, **({"data folder": Path(data)} if data is not None else {})}
-    json_plan = plan_output_file(json_path, option="--json", recognise=_is_verify_json,
+    json_plan = plan_output_file(json_path, option="--json", recognise=has_schema(REPORT_SCHEMA),
                                  forbidden=forbidden) if json_path else None
     entries = [e for e in manifest["models"] if e["runtime"] == "onnxruntime"]
     if not entries:
@@ -112,13 +112,6 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     if json_plan:
         write_planned_file(json_plan, json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _is_verify_json(path: Path) -> bool:
-    try:
-        return read_json_object(path, what="verify report").get("schema") == REPORT_SCHEMA
-    except EdgekitError:
-        return False
 
 
 def print_report(report: dict, console=None) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli_support import (COUNT, INPUT_SIZE, NUM_CLASSES, SEED, THREADS, FiniteFloat, ImageChannels, fraction,
-                                 one_line_failure, positive_float)
+from edgekit.cli_support import (COUNT, INPUT_SIZE, NUM_CLASSES, SEED, THREADS, USER_FAILURES, FiniteFloat,
+                                 ImageChannels, fraction, one_line_failure, positive_float)
 from edgekit.errors import EdgekitError
 from edgekit.train.data import CIFAR10
 from edgekit.train.recipes import RECIPES
@@ -166,7 +166,7 @@ def main() -> None:
         sys.exit(exit_.exit_code)
     except click.exceptions.Abort:
         sys.exit(1)
-    except (EdgekitError, click.UsageError, OSError, MemoryError) as error:
+    except USER_FAILURES as error:
         message, status = one_line_failure(error)
         click.echo(f"error: {message}", err=True)
         sys.exit(status)

@@ -19,8 +19,7 @@ import numpy as np
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
-from edgekit.outputs import (check_not_overlapping, check_writable_location, exclusive_use, read_json_object,
-                             sweep_temp_files)
+from edgekit.outputs import check_folder_location, exclusive_use, is_within, read_json_object, sweep_temp_files
 from edgekit.models import ModelConfig, build_model
 from edgekit.models.weights import save_checkpoint
 from edgekit.progress import progress, say
@@ -73,7 +72,7 @@ class TrainConfig:
         require_int("--workers", self.workers, 0, 256)
         if self.val_data is not None and self.data != CIFAR10:
             train, val = Path(self.data).resolve(), Path(self.val_data).resolve()
-            if train == val or train in val.parents or val in train.parents:
+            if is_within(train, val) or is_within(val, train):
                 # Validating on training images would report a meaningless accuracy.
                 raise EdgekitError(f"--val-data {self.val_data} overlaps --data {self.data}; give a separate folder")
 
@@ -105,10 +104,7 @@ def output_problem(out: Path, *, resume: bool, force: bool, inputs: dict | None 
     """Why ``out`` cannot take this run, or None. A run writes into its folder as it goes (that is
     what makes it resumable), so the folder must be new, empty, or an edgekit run folder."""
     try:
-        check_not_overlapping(out, inputs or {}, option="--out")
-        if out.exists() and not out.is_dir():
-            return f"--out {out} exists and is not a folder"
-        check_writable_location(out.resolve(), option="--out")
+        check_folder_location(out, option="--out", inputs=inputs)
     except EdgekitError as error:
         return str(error)
     if not out.is_dir() or not any(out.iterdir()):
