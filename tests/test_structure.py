@@ -1,0 +1,138 @@
+"""The package's shape: no import cycles (in-function imports included), one training engine,
+no class name defined twice, no file a newcomer cannot read in one sitting."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
+MAX_LINES = 500
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _imported(name: str, path: Path, node: ast.AST, modules: dict[str, Path]) -> list[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+            base = ".".join(parts + ([base] if base else []))
+        targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+    found = []
+    for target in targets:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            found.append(target)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):  # ast.walk: imports inside functions count too
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                graph[name].update(_imported(name, path, node, modules))
+    return graph
+
+
+def _is_ancestor(package: str, module: str) -> bool:
+    return module.startswith(package + ".")
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in graph.get(node, ()):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(set(graph) | {n for targets in graph.values() for n in targets}):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def _room(module: str) -> str:
+    """The sub-package a module lives in (edgekit.stages.build -> edgekit.stages); top-level modules are their own."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_no_module_import_cycle():
+    graph = _import_graph()
+    # A package importing its own sub-module lazily (edgekit.build -> edgekit.stages.build) is not a cycle.
+    pruned = {a: {b for b in targets if not _is_ancestor(a, b) and not _is_ancestor(b, a)} for a, targets in graph.items()}
+    assert _cycles(pruned) == []
+
+
+def test_no_package_import_cycle():
+    rooms: dict[str, set[str]] = defaultdict(set)
+    for source, targets in _import_graph().items():
+        for target in targets:
+            if _room(source) != _room(target) and "edgekit" not in (source, target):
+                rooms[_room(source)].add(_room(target))
+    assert _cycles(rooms) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_class_name_defined_twice():
+    defined = defaultdict(list)
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                defined[node.name].append(name)
+    assert {cls: where for cls, where in defined.items() if len(where) > 1} == {}
+
+
+def test_no_file_over_the_limit():
+    long = {str(path.relative_to(PACKAGE.parent)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_one_training_engine():
+    """Optimisers and backward passes live in edgekit/train/ only."""
+    elsewhere = sorted(str(path.relative_to(PACKAGE.parent)) for path in PACKAGE.rglob("*.py")
+                       if PACKAGE / "train" not in path.parents
+                       and any(marker in path.read_text() for marker in ("torch.optim", ".backward(")))
+    assert elsewhere == []
