@@ -81,3 +81,12 @@ def probe_local(cpuinfo: Path = Path("/proc/cpuinfo")) -> IsaReport:
     import platform
 
     return parse_cpuinfo(cpuinfo.read_text(), arch=platform.machine())
+
+
+def describe_host(info: dict, board: str | None = None) -> dict:
+    """A bench report's `host` block, from the board runner's `info` (here or on a board over SSH)."""
+    isa = parse_cpuinfo(info.get("cpuinfo", ""), arch=info["arch"])
+    return {"cpu": isa.model_name, "arch": info["arch"], "logical_cores": info.get("logical_cores"),
+            "os": info.get("os"), "kernel": info.get("kernel"), "python": info.get("python"),
+            "numpy": info.get("numpy"), "onnxruntime": info.get("onnxruntime"), "board": board,
+            "int8_features": isa.int8_features, "int8_verdict": isa.verdict()}

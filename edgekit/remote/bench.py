@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.isa import describe_host
 from edgekit.progress import progress, say, warn
 from edgekit.remote.ssh import Board, Connection, connect
-from edgekit.stages.bench import describe_host
 
 RUNNER = Path(__file__).resolve().parents[1] / "board_runner.py"
 RUNNER_MISSING_DEPENDENCY = 3  # board_runner.MISSING_DEPENDENCY, kept literal: the runner is a script

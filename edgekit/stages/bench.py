@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,28 +14,18 @@ from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.checks import require_int
 from edgekit.data import ImageSet, Preprocessing, labelled_images
 from edgekit.errors import EdgekitError
-from edgekit.isa import parse_cpuinfo
+from edgekit.isa import describe_host
 from edgekit.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import progress, say, warn
+from edgekit.remote.bench import measure_on_board
+from edgekit.remote.ssh import Board
 from edgekit.stages.bench_table import csv_text, is_bench_csv
-
-if TYPE_CHECKING:
-    from edgekit.remote.ssh import Board
 
 REPORT_SCHEMA = "edgekit.bench/1"
 
 
 def run_worker(job: dict) -> dict:
     return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
-
-
-def describe_host(info: dict, board: str | None = None) -> dict:
-    """The report's `host` block, from the board runner's `info` (here or on a board over SSH)."""
-    isa = parse_cpuinfo(info.get("cpuinfo", ""), arch=info["arch"])
-    return {"cpu": isa.model_name, "arch": info["arch"], "logical_cores": info.get("logical_cores"),
-            "os": info.get("os"), "kernel": info.get("kernel"), "python": info.get("python"),
-            "numpy": info.get("numpy"), "onnxruntime": info.get("onnxruntime"), "board": board,
-            "int8_features": isa.int8_features, "int8_verdict": isa.verdict()}
 
 
 def measure_models(folder: Path, manifest: dict, *, threads: int, runs: int, warmup: int,
@@ -159,8 +148,6 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
             host = describe_host(machine_info())
             rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
         else:
-            from edgekit.remote.bench import measure_on_board
-
             host, rows = measure_on_board(board, folder, manifest, threads=threads, runs=runs, warmup=warmup,
                                           data_path=data_path)
     add_comparisons(rows, labels)
