@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+import signal
 import sys
+from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from edgekit import __version__
-from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, THREADS, FiniteFloat, ImageChannels,
-                                 USER_FAILURES, float_list, fraction, one_line_failure, positive_float)
+from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, SEED, THREADS, USER_FAILURES,
+                                 FiniteFloat, ImageChannels, float_list, fraction, given_options_as_args,
+                                 one_line_failure, positive_float)
+from edgekit.demo import run_demo
 from edgekit.errors import EdgekitError
-from edgekit.remote.options import board_options
-from edgekit.train.command import train_command
-from edgekit.verify_command import verify_command
+from edgekit.isa import probe_local
+from edgekit.remote.probe import probe_board
+from edgekit.remote.ssh import Board
+from edgekit.stages.bench_table import print_table
+from edgekit.stages.prune_table import print_rounds
+from edgekit.targets import list_targets, load_target
+from edgekit.train.distributed import Launch
+from edgekit.train.recipes import RECIPES, get_recipe
+
+# The heavy stages (torch, ONNX) are imported inside the commands that run them, so that
+# `edgekit --help` and a mistyped option answer at once.
 
 
 class _Group(click.Group):
@@ -28,6 +43,29 @@ class _Group(click.Group):
             ctx.exit(status)
 
 
+def board_options(command):
+    """Adds --host and friends (`bench`, `targets --probe`); the command receives `board` (None without --host)."""
+
+    @click.option("--host", "address", help="Run on a board over SSH: user@board (or a ~/.ssh/config alias).")
+    @click.option("--port", type=int, help="SSH port [default: 22 or ~/.ssh/config].")
+    @click.option("--identity", type=click.Path(), help="Private key file [default: ssh-agent, ~/.ssh/id_*].")
+    @click.option("--known-hosts", type=click.Path(), help="known_hosts file [default: ~/.ssh/known_hosts].")
+    @click.option("--trust-new-host", is_flag=True,
+                  help="Accept and record the board's host key if it is not in known_hosts yet.")
+    @click.option("--remote-python", default="python3", show_default=True, help="Python interpreter on the board.")
+    @functools.wraps(command)
+    def wrapper(*args, address, port, identity, known_hosts, trust_new_host, remote_python, **kwargs):
+        board = None
+        if address:
+            board = Board.parse(address, port=port, identity=identity, known_hosts=known_hosts,
+                                trust_new_host=trust_new_host, python=remote_python)
+        elif port or identity or known_hosts or trust_new_host:
+            raise click.UsageError("--port/--identity/--known-hosts/--trust-new-host need --host")
+        return command(*args, board=board, **kwargs)
+
+    return wrapper
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
 def cli() -> None:
@@ -39,9 +77,6 @@ def cli() -> None:
 @click.option("--stats", is_flag=True, help="Add parameters and multiply-adds (torch.utils.flop_counter).")
 def models_command(pattern: str | None, stats: bool) -> None:
     """List the registered models."""
-    from rich.console import Console
-    from rich.table import Table
-
     from edgekit.models import default_config, get_spec, list_models
 
     table = Table(title="edgekit models" + (" (params and MACs at batch 1, default input size)" if stats else ""))
@@ -66,26 +101,17 @@ def models_command(pattern: str | None, stats: bool) -> None:
 @board_options
 def targets_command(probe: bool, board) -> None:
     """List the target profiles (targets/*.toml) with their settings."""
-    from rich.console import Console
-    from rich.table import Table
-
     if board is not None and not probe:
         raise click.UsageError("--host goes with --probe")
     if probe:
         if board is None:
-            from edgekit.isa import probe_local
-
             report, where = probe_local(), "this host"
         else:
-            from edgekit.remote.probe import probe_board
-
             report, label = probe_board(board)
             where = f"board {label}"
         click.echo(f"{where}: {report.arch}, {report.model_name}; int8 instructions: "
                    f"{', '.join(report.int8_features) or 'none'}")
         click.echo(f"verdict: {report.verdict()}")
-
-    from edgekit.targets import list_targets, load_target
 
     table = Table(title="edgekit targets")
     for title in ("name", "arch", "runtime", "threads", "int8 settings", "description"):
@@ -148,7 +174,6 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
     SSH and measured there (the board needs python3, numpy and onnxruntime only).
     """
     from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.bench_table import print_table
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
                             json_path=json_path, csv_path=csv_path, board=board)
@@ -198,8 +223,97 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
     print_results(run_search(data, out, settings, force=force))
 
 
-cli.add_command(train_command)
-cli.add_command(verify_command)
+@cli.command("train")
+@click.option("--model", "-m", required=True, help="Registered model name (see `edgekit models`).")
+@click.option("--data", required=True, help="ImageFolder tree (split into train/val), or 'cifar10' (torchvision).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Run folder: last.pt, best.pt, log.json/csv.")
+@click.option("--preset", type=click.Choice(sorted(RECIPES)), default="sgd-onecycle", show_default=True,
+              help="Optimiser + schedule from the papers (see README).")
+@click.option("--epochs", type=click.IntRange(1, 100_000), help="[default: the preset's]")
+@click.option("--batch-size", type=COUNT, help="Global batch over all processes [default: the preset's].")
+@click.option("--lr", type=positive_float(10), help="Peak/initial learning rate [default: the preset's].")
+@click.option("--weight-decay", type=FiniteFloat(0, 1), help="[default: the preset's]")
+@click.option("--val-fraction", type=fraction(), default=0.1, show_default=True,
+              help="Per-class share of --data held out.")
+@click.option("--val-data", type=click.Path(), help="Separate validation ImageFolder (then --data is all training).")
+@click.option("--subset", type=COUNT, help="Train on a deterministic sample of this many training images.")
+@click.option("--num-classes", type=NUM_CLASSES, help="[default: the number of class folders]")
+@click.option("--in-channels", type=ImageChannels(), help="1 for grayscale [default: the model's].")
+@click.option("--input-size", type=INPUT_SIZE, help="[default: the model's]")
+@click.option("--option", multiple=True, help="Model builder option KEY=JSON, e.g. replications=[3,13].")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--augment/--no-augment", default=True, show_default=True, help="RandomCrop (pad 4 at 32 px) + flip.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="Mixed precision (fp16 with a grad scaler, CUDA only).")
+@click.option("--channels-last/--no-channels-last", default=None, help="[default: on for CUDA]")
+@click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes.")
+@click.option("--threads", type=THREADS, help="Intra-op threads per process [default: cores / local processes].")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="DataLoader worker processes per rank.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--force", is_flag=True, help="Start over in an --out that holds a run.")
+@click.option("--download", is_flag=True, help="Let torchvision download CIFAR-10 (needs internet).")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Processes on this node; > 1 launches torchrun.")
+@click.option("--nnodes", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Nodes in the job (run the same command on each).")
+@click.option("--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1.")
+@click.pass_context
+def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_decay, val_fraction, val_data, subset,
+                  num_classes, in_channels, input_size, option, seed, augment, device, amp, channels_last, sync_bn,
+                  threads, workers, resume, force, download, nproc, nnodes, rdzv_endpoint) -> None:
+    """Train a registered model (CPU, or CUDA with DDP through torchrun); writes checkpoints and a log."""
+    from edgekit.train.loop import TrainConfig, train
+    from edgekit.train.start import is_rank_zero, launch_ranks, model_and_preprocessing, under_torchrun
+
+    config, preprocessing = model_and_preprocessing(model, data, num_classes=num_classes, in_channels=in_channels,
+                                                    input_size=input_size, options=option)
+    recipe = get_recipe(preset).with_overrides(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
+    if (nproc > 1 or nnodes > 1) and not under_torchrun():
+        # The ranks get the user's own options back; the launch options are torchrun's, not theirs.
+        rank_args = given_options_as_args(ctx, skip=("nproc", "nnodes", "rdzv_endpoint"))
+        launch_ranks(Launch(nproc, nnodes, rdzv_endpoint), recipe, rank_args, out=Path(out), data=data,
+                     val_data=val_data, resume=resume, force=force)
+        return
+    result = train(TrainConfig(
+        model=config, preprocessing=preprocessing, data=data, out=Path(out), recipe=recipe, val_fraction=val_fraction,
+        val_data=val_data, subset=subset, seed=seed, augment=augment, device=device, amp=amp,
+        channels_last=channels_last, sync_batchnorm=sync_bn, threads=threads, workers=workers, resume=resume,
+        force=force, download=download,
+    ))
+    if is_rank_zero():
+        click.echo(str(result.best_checkpoint))
+
+
+@cli.command("verify")
+@click.argument("artifact", type=click.Path())
+@click.option("--arch", default="arm64", show_default=True,
+              help="Architecture to emulate: arm64 (aarch64), as a Raspberry Pi 4's Cortex-A72.")
+@click.option("--data", type=click.Path(), help="Labelled ImageFolder tree, preprocessed as the manifest says.")
+@click.option("--limit", type=COUNT, default=32, show_default=True, help="Images drawn (deterministically) from --data.")
+@click.option("--samples", type=click.IntRange(1, 100_000), default=16, show_default=True,
+              help="Seeded random inputs when there is no --data.")
+@click.option("--tol", type=FiniteFloat(0, 1, min_open=True), default=1e-4, show_default=True,
+              help="Max |diff| / max |x86 logit| allowed per model (top-1 must also agree on every input).")
+@click.option("--threads", type=click.IntRange(0, 1024), default=1, show_default=True,
+              help="Inference threads on both sides (0 = ORT's default).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON.")
+@click.option("--rebuild-cache", is_flag=True, help="Re-create the cached arm64 Python (rootfs + wheels).")
+def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path, rebuild_cache) -> None:
+    """Run the artifact's ONNX Runtime models on emulated aarch64 (qemu) and compare with this machine.
+
+    Correctness only: emulated timings are not performance numbers, so none are shown.
+    """
+    from edgekit.stages.verify import failure_message, print_report, verify_artifact
+
+    report = verify_artifact(artifact, arch=arch, data=data, limit=limit, samples=samples, tol=tol,
+                             threads=threads, json_path=json_path, rebuild_cache=rebuild_cache)
+    print_report(report)
+    if not report["passed"]:
+        raise EdgekitError(failure_message(report))
+
+
 
 
 @cli.command("prune")
@@ -223,7 +337,6 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
                   force) -> None:
     """Prune a trained checkpoint and fine-tune it; the result builds like any checkpoint."""
     from edgekit.stages.prune import PruneSettings, prune_checkpoint
-    from edgekit.stages.prune_table import print_rounds
 
     settings = PruneSettings(method=method, sparsity=sparsity, amount=amount, finetune_epochs=finetune_epochs,
                              finetune_subset=finetune_subset, lr=lr, batch_size=batch_size, force=force)
@@ -237,15 +350,11 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
 @click.option("--epochs", default=None, type=click.IntRange(1, 1000), help="Training epochs [default: the demo's].")
 def demo_command(workdir, epochs) -> None:
     """Offline end-to-end run: train on scikit-learn's digits, build for cpu, bench with accuracy."""
-    from edgekit.demo import run_demo
-
     run_demo(workdir, epochs=epochs)
 
 
 def exit_on_sigterm() -> None:
     """Turn SIGTERM (kill, timeout, a CI cancel) into SystemExit so that temp folders are cleaned up."""
-    import signal
-
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 

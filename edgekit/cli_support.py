@@ -1,4 +1,4 @@
-"""Click types for edgekit's options and the one conversion of failures to a single `error:` line.
+"""Click types and helpers for edgekit's options, and the one conversion of failures to a single `error:` line.
 
 Values are checked by Click at the boundary, before a command runs: a 0, a negative number, NaN or
 infinity never reaches the pipeline disguised as "use the default".
@@ -10,6 +10,7 @@ import errno
 import math
 
 import click
+from click.core import ParameterSource
 
 from edgekit.errors import EdgekitError
 
@@ -72,6 +73,29 @@ def float_list(*, positive: bool = False):
         return numbers
 
     return parse
+
+
+def given_options_as_args(ctx: click.Context, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """The options the user gave (not their defaults), as arguments again: what ``edgekit train``
+    hands to the ranks torchrun starts. Options named in ``skip`` are left out."""
+    args = []
+    for param in ctx.command.params:
+        name = param.name
+        if name in skip or not isinstance(param, click.Option):
+            continue
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            continue
+        value = ctx.params[name]
+        if param.is_flag:
+            flag = param.opts[0] if value else (param.secondary_opts[0] if param.secondary_opts else None)
+            if flag:
+                args.append(flag)
+        elif param.multiple:
+            for item in value:
+                args += [param.opts[0], str(item)]
+        else:
+            args += [param.opts[0], str(value)]
+    return args
 
 
 def describe_os_error(error: OSError) -> str:

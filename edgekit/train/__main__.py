@@ -1,5 +1,13 @@
-"""``python -m edgekit.train`` / ``torchrun --nproc-per-node N -m edgekit.train ...``."""
+"""``python -m edgekit.train`` / ``torchrun --nproc-per-node N -m edgekit.train ...``: ``edgekit train``
+under the module name torchrun's ``-m`` needs.
 
-from edgekit.train.command import main
+The command is defined once, in edgekit/cli.py. This module replaces itself with that command
+(``exec`` keeps the process id, so torchrun and a signal still see one process) rather than
+importing the command line from inside the package it drives, which would make edgekit.train and
+edgekit.cli import each other.
+"""
 
-main()
+import os
+import sys
+
+os.execv(sys.executable, [sys.executable, "-m", "edgekit", "train", *sys.argv[1:]])
