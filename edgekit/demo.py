@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data import labelled_images
+from edgekit.errors import EdgekitError
+from edgekit.outputs import check_folder_location
 from edgekit.progress import say
+from edgekit.stages.bench_table import print_table
+from edgekit.training import FitConfig, fit
 
 MODEL = "small_cnn"
 EPOCHS = 10
@@ -43,9 +48,6 @@ def write_digits(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> tup
 
 def _claim_workdir(workdir: Path) -> Path:
     """The demo rewrites its own folder on every run, so it must be new, empty or an earlier demo's."""
-    from edgekit.errors import EdgekitError
-    from edgekit.outputs import check_folder_location
-
     check_folder_location(workdir, option="--workdir")
     marker = workdir / MARKER
     if workdir.is_dir() and any(workdir.iterdir()) and not marker.is_file():
@@ -56,12 +58,9 @@ def _claim_workdir(workdir: Path) -> Path:
 
 
 def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
-    from edgekit.data import labelled_images
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
     from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.bench_table import print_table
     from edgekit.stages.build import BuildOptions, build_artifact
-    from edgekit.training import FitConfig, fit
 
     workdir = _claim_workdir(Path(workdir))
     train_dir, val_dir = write_digits(workdir / "digits")

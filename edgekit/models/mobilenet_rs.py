@@ -1,4 +1,4 @@
-"""MobileNetV2 with layer replication and a split-input stem (docs/techniques.md, section 1).
+"""MobileNetV2 with layer replication and a split-input stem (README.md, "The papers' networks").
 
 Builder options (all optional and JSON-serialisable; with none the model is torchvision's
 MobileNetV2, with the same parameters and the same state_dict keys as mobilenet_v2[_cifar]):

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
+from edgekit.models.mobilenet_rs import transfer_weights
+from edgekit.training import FitConfig, accuracy, fit
+
 
 def train_candidate(job: dict) -> dict:
     """job: config (dict), parent (checkpoint path or None), data (npz path), epochs, minutes, lr,
     batch_size, seed, threads, out (checkpoint path), preprocessing (dict). Returns the result row."""
     import torch
-
-    from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
-    from edgekit.models.mobilenet_rs import transfer_weights
-    from edgekit.training import FitConfig, accuracy, fit
 
     torch.set_num_threads(int(job["threads"]))
     config = ModelConfig.from_dict(job["config"])

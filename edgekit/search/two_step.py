@@ -25,9 +25,15 @@ from edgekit.artifact import read_manifest, write_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data import Preprocessing, labelled_images, split_per_class
 from edgekit.errors import EdgekitError
+from edgekit.models import ModelConfig, default_config
+from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
+from edgekit.models.stats import model_stats
 from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import progress, say
 from edgekit.search.candidate import train_candidate
+from edgekit.search.report import mark_pareto, write_results
+from edgekit.stages.build import BuildOptions, build_artifact
+from edgekit.targets import load_target
 
 
 @dataclass(frozen=True)
@@ -180,11 +186,6 @@ class _Search:
 
     def measure(self, batch: list[Candidate]) -> None:
         """Params and MACs (torch flop counter); int8 and fp32 latency through the build stage."""
-        from edgekit.models import ModelConfig
-        from edgekit.models.stats import model_stats
-        from edgekit.stages.build import BuildOptions, build_artifact
-        from edgekit.targets import load_target
-
         target = load_target(self.settings.target)
         for candidate in batch:
             stats = model_stats(ModelConfig.from_dict(candidate.config))
@@ -208,8 +209,6 @@ class _Search:
 def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings = SearchSettings(), *,
                force: bool = False) -> dict:
     """Run both steps; write results.json, results.csv, best_config.json and best.pt under ``out``."""
-    from edgekit.targets import load_target
-
     target = load_target(settings.target)
     if settings.latency_weight and not target.runs_on_this_host:
         raise EdgekitError(f"--latency-weight needs latency measured here; target {target.name} is {target.arch}")
@@ -224,9 +223,6 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
 
 
 def _run_steps(search: _Search, settings: SearchSettings) -> dict:
-    from edgekit.models import ModelConfig, default_config
-    from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
-
     s = settings
     root_config = default_config(s.model, num_classes=len(search.classes),
                                  in_channels=search.preprocessing.total_channels, input_size=s.input_size)
@@ -239,8 +235,6 @@ def _run_steps(search: _Search, settings: SearchSettings) -> dict:
         config = ModelConfig.from_dict(current.config)
         child_configs = [with_replication(config, i) for i in eligible_blocks(config)][:s.max_candidates]
         if s.max_params:
-            from edgekit.models.stats import model_stats
-
             child_configs = [c for c in child_configs if model_stats(c)["params"] <= s.max_params]
         if not child_configs:
             say("no eligible replication within the parameter budget: step 1 stops")
@@ -269,8 +263,6 @@ def _run_steps(search: _Search, settings: SearchSettings) -> dict:
 
 
 def _finish(search: _Search, out: Path) -> dict:
-    from edgekit.search.report import mark_pareto, write_results
-
     candidates = search.candidates
     mark_pareto(candidates)
     best = max(candidates, key=lambda c: (c.score, -c.params))

@@ -12,19 +12,16 @@ import json
 import sys
 
 from edgekit.board_runner import measure_reporting_errors
+from edgekit.runtimes import openvino_compiled, ort_session
 
 
 def _runner(job: dict):
     runtime, path, threads = job["runtime"], job["model_path"], int(job["threads"])
     if runtime == "onnxruntime":
-        from edgekit.runtimes import ort_session
-
         session = ort_session(path, threads=threads)
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
     if runtime == "openvino":
-        from edgekit.runtimes import openvino_compiled
-
         request = openvino_compiled(path, threads=threads, precision=job.get("inference_precision")).create_infer_request()
         return lambda x: request.infer({0: x})[0]
     if runtime == "pytorch":

@@ -14,9 +14,17 @@ from edgekit.artifact import artifact_owner, write_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data import find_images
 from edgekit.errors import EdgekitError
+from edgekit.models import save_checkpoint
 from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
 from edgekit.progress import progress, say, warn
-from edgekit.stages.export import OPSETS
+from edgekit.runtimes import openvino_logits, ort_logits
+from edgekit.stages import export, simplify
+from edgekit.stages.bench import measure_models
+from edgekit.stages.build_report import write_report
+from edgekit.stages.export import OPSETS, compare_logits
+from edgekit.stages.int8_tradeoff import int8_tradeoff
+from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
+from edgekit.stages.quantize_ort import quantize_onnx_static
 from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
 from edgekit.targets import Target, load_target
 
@@ -71,8 +79,6 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
     say(f"building {source.name} for target {profile.name} -> {out}")
     with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
         manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options)
-        from edgekit.stages.build_report import write_report
-
         write_report(staging, manifest)
         write_manifest(staging, manifest)
     say(f"artifact written: {out}")
@@ -113,9 +119,6 @@ def _calibration_images(source: SourceModel, available, options: BuildOptions) -
 
 def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target,
                 calibration: np.ndarray | None, calib_record: dict | None, options: BuildOptions) -> dict:
-    from edgekit.stages import export, simplify
-    from edgekit.stages.int8_tradeoff import int8_tradeoff
-
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": source.name, "source": source.kind, "config": source.config.to_dict() if source.config else None,
@@ -139,8 +142,6 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
 
     fp32_onnx = folder / "model_fp32.onnx"
     if source.kind == "registry":
-        from edgekit.models import save_checkpoint
-
         raw = scratch / "exported.onnx"
         with progress("exporting to ONNX", 1) as advance:
             manifest["export"] = export.export_onnx(source.module, check_inputs, raw,
@@ -153,8 +154,6 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict(), **extra)
         manifest["models"].append(_entry("model_fp32.pt", "pytorch", "fp32", role="reference"))
     else:
-        from edgekit.runtimes import ort_logits
-
         manifest["export"] = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
         manifest["simplify"] = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
         parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
@@ -193,10 +192,6 @@ def _entry(file: str, runtime: str, precision: str, **extra) -> dict:
 def _quantize_for_ort(folder, manifest, profile, calibration, options) -> None:
     from dataclasses import replace
 
-    from edgekit.runtimes import ort_logits
-    from edgekit.stages.export import compare_logits
-    from edgekit.stages.quantize_ort import quantize_onnx_static
-
     settings = profile.quantization
     if options.calibration_method:
         settings = replace(settings, calibration_method=options.calibration_method)
@@ -210,10 +205,6 @@ def _quantize_for_ort(folder, manifest, profile, calibration, options) -> None:
 
 
 def _quantize_for_openvino(folder, manifest, profile, calibration) -> None:
-    from edgekit.runtimes import openvino_logits
-    from edgekit.stages.export import compare_logits
-    from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
-
     ir = folder / "openvino"
     ir.mkdir()
     manifest["conversion"] = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
@@ -237,7 +228,6 @@ def _latency_check(folder: Path, manifest: dict, profile: Target, options: Build
     if not profile.runs_on_this_host:
         return {"measured": False,
                 "reason": f"this host is {platform.machine()}, the target is {profile.arch}: measure on the board"}
-    from edgekit.stages.bench import measure_models
 
     entries = [m for m in manifest["models"] if m["runtime"] == profile.runtime]
     rows = measure_models(folder, {**manifest, "models": entries}, threads=profile.threads, runs=100,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.runtimes import ort_logits
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -97,8 +98,6 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, reference_na
 
 def check_parity(model, onnx_path: Path, images: np.ndarray, *, tolerance: float, input_source: str) -> dict:
     """ORT fp32 vs PyTorch on the same inputs; raises when the normalised max difference > tolerance."""
-    from edgekit.runtimes import ort_logits
-
     reference = torch_logits(model.eval(), images)
     candidate = ort_logits(onnx_path, images)
     result = compare_logits(reference, candidate, reference_name="the PyTorch model",

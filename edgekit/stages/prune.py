@@ -26,6 +26,11 @@ from edgekit.models import build_model, load_weights
 from edgekit.models.weights import read_checkpoint, read_payload, save_checkpoint
 from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import say, warn
+from edgekit.prune.structured import prune_channels, pruned_shapes
+from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity, sparsity
+from edgekit.train.data import CIFAR10, load_training_data
+from edgekit.train.finetune import evaluate, fine_tune
+from edgekit.train.recipes import Recipe
 
 METHODS = ("l1-unstructured", "channels")
 PRUNE_SCHEMA = "edgekit.prune/1"  # the output folder's manifest: what --force may replace
@@ -78,8 +83,6 @@ def _split_of(payload: dict, settings: PruneSettings, weights: Path) -> tuple[fl
 
 
 def _finetune_recipe(settings: PruneSettings):
-    from edgekit.train.recipes import Recipe
-
     # Short fine-tunes: SGD with a one-cycle schedule at a modest peak (not from the papers, which
     # fine-tuned at 1e-4 with early stopping over many epochs).
     return Recipe("prune-finetune", optimizer="sgd", lr=settings.lr, weight_decay=5e-4, batch_size=settings.batch_size,
@@ -87,10 +90,6 @@ def _finetune_recipe(settings: PruneSettings):
 
 
 def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: PruneSettings) -> PruneResult:
-    from edgekit.train.data import load_training_data
-
-    from edgekit.train.data import CIFAR10
-
     weights, out = Path(weights), Path(out)
     plan = plan_output_folder(out, force=settings.force, owner=owned_by(PRUNE_SCHEMA), inputs={
         "weights file": weights, "data": None if data == CIFAR10 else data})
@@ -128,8 +127,6 @@ def _state_dict(model) -> dict:
 
 
 def _record(stage: str, model, metrics: dict, **extra) -> dict:
-    from edgekit.prune.unstructured import sparsity
-
     measured = sparsity(model)
     return {"stage": stage, "val_accuracy": metrics["val_accuracy"], "val_loss": metrics["val_loss"],
             "conv_sparsity": measured["conv_sparsity"], "parameter_sparsity": measured["parameter_sparsity"],
@@ -137,9 +134,6 @@ def _record(stage: str, model, metrics: dict, **extra) -> dict:
 
 
 def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: int):
-    from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity
-    from edgekit.train.finetune import evaluate, fine_tune
-
     recipe = _finetune_recipe(settings)
     rounds = [_record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))]
     total = rounds_for_sparsity(settings.sparsity, amount=settings.amount)
@@ -160,9 +154,6 @@ def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: i
 
 
 def _channels(model, dataset, model_config, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
-    from edgekit.prune.structured import prune_channels, pruned_shapes
-    from edgekit.train.finetune import evaluate, fine_tune
-
     recipe = _finetune_recipe(settings)
     parent = _record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))
     started = time.monotonic()

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.progress import progress, quiet_stdout
+from edgekit.runtimes import ort_session
 from edgekit.targets import QuantizationSettings
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -41,8 +42,6 @@ def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdi
     """Per-tensor ranges (ORT TensorsData) from ``images`` with the chosen method."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
-
-    from edgekit.runtimes import ort_session
 
     methods = {"minmax": (CalibrationMethod.MinMax, {}),
                "percentile": (CalibrationMethod.Percentile, PERCENTILE),

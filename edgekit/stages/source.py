@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.artifact import sha256_file
 from edgekit.data import Preprocessing
+from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from edgekit.errors import EdgekitError
+from edgekit.models import build_model, default_config, get_spec, load_weights
+from edgekit.models.weights import read_checkpoint
+from edgekit.runtimes import ort_session
 
 
 @dataclass
@@ -41,10 +46,6 @@ def resolve_model(model: str, *, weights: str | Path | None = None, num_classes:
 
 
 def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
-    from edgekit.artifact import sha256_file
-    from edgekit.models import build_model, default_config, get_spec, load_weights
-    from edgekit.models.weights import read_checkpoint
-
     spec = get_spec(name)
     config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
     state, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
@@ -101,9 +102,6 @@ def _override_stats(preprocessing: Preprocessing, mean, std) -> Preprocessing:
 
 def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
     import onnx
-
-    from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-    from edgekit.runtimes import ort_session
 
     if not path.exists():
         raise EdgekitError(f"ONNX model {path} does not exist")

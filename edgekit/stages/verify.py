@@ -16,9 +16,13 @@ import numpy as np
 
 from edgekit.artifact import read_manifest
 from edgekit.checks import require_int, require_number
+from edgekit.emulation import check_arch, ensure_arm64_python
 from edgekit.errors import EdgekitError
 from edgekit.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import say, warn
+from edgekit.runtimes import ort_logits
+from edgekit.stages.bench import load_evaluation_images
+from edgekit.stages.export import compare_logits as parity
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
 RUNNER_TIMEOUT_S = 120
@@ -29,8 +33,6 @@ REPORT_SCHEMA = "edgekit.verify/1"
 def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
     """The build's parity measure (max |diff|, normalised by max |reference logit|, top-1 agreement)
     plus bit-exactness."""
-    from edgekit.stages.export import compare_logits as parity
-
     if reference.shape != other.shape:
         raise EdgekitError(f"emulated outputs have shape {other.shape}, expected {reference.shape}")
     measured = parity(reference, other)
@@ -41,8 +43,6 @@ def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
 def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, samples: int) -> tuple[np.ndarray, str]:
     """Preprocessed images from ``data``, else seeded standard-normal tensors of the input shape."""
     if data is not None:
-        from edgekit.stages.bench import load_evaluation_images
-
         images, array = load_evaluation_images(data, manifest, limit=limit)
         return array, f"{len(images)} images from {data}"
     shape = tuple(manifest["input"]["shape"][1:])
@@ -52,8 +52,6 @@ def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, sample
 
 def host_logits(path: Path, inputs: np.ndarray, *, threads: int) -> np.ndarray:
     """Batch 1, as the board runner does: a batch changes GEMM blocking and so fp32 rounding."""
-    from edgekit.runtimes import ort_logits
-
     return ort_logits(path, inputs, batch_size=1, threads=threads).astype(np.float32)
 
 
@@ -61,8 +59,6 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
                     limit: int = 32, samples: int = 16, tol: float = 1e-4, threads: int = 1,
                     json_path: str | Path | None = None, rebuild_cache: bool = False) -> dict:
     """Run every ONNX Runtime model here and emulated; the report's "passed" says if all agree."""
-    from edgekit.emulation import check_arch, ensure_arm64_python
-
     check_arch(arch)
     require_int("--limit", limit, 1)
     require_int("--samples", samples, 1, 100_000)

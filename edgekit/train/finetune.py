@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.data.preprocessing import Preprocessing
 from edgekit.models import ModelConfig
 from edgekit.train.data import TrainingData
 from edgekit.train.distributed import DistContext
@@ -18,8 +19,6 @@ def _context() -> DistContext:
 
 
 def _config(model_config: ModelConfig, data: TrainingData, recipe: Recipe, *, seed: int, verbose: bool) -> TrainConfig:
-    from edgekit.data.preprocessing import Preprocessing
-
     preprocessing = Preprocessing.from_dict(data.fingerprint["preprocessing"])
     return TrainConfig(model=model_config, preprocessing=preprocessing, data=data.fingerprint["source"], out=Path("."),
                        recipe=recipe, seed=seed, device="cpu", channels_last=False, verbose=verbose)
