@@ -1,4 +1,4 @@
-"""The CLI through click's CliRunner, every bad input of DEVELOPERS.md, and the installed script."""
+"""The CLI through click's CliRunner, README.md's one-line errors for bad input, and the installed script."""
 
 import shutil
 import subprocess
