@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgekit.data import find_images
 from edgekit.data.folders import split_per_class
-from edgekit.models.weights import read_payload
+from edgekit.models.checkpoint import read_checkpoint
 from edgekit.stages.bench import bench_artifact
 from edgekit.stages.bench_table import flatten
 from edgekit.stages.build import BuildOptions, build_artifact
@@ -50,8 +50,7 @@ def link_folder(images, indices, folder: Path) -> Path:
 
 def training_run(folder: Path) -> dict:
     """The run identity (data split, seed) recorded by edgekit train (best.pt, or last.pt's training state)."""
-    best = read_payload(folder / "best.pt")
-    return best.get("run") or read_payload(folder / "last.pt")["training"]["run"]
+    return read_checkpoint(folder / "best.pt").run or read_checkpoint(folder / "last.pt").training["run"]
 
 
 def split_folders(data: str, run: dict, work: Path) -> dict[str, Path]:
@@ -97,8 +96,8 @@ def main() -> int:
     parser.add_argument("--redo", action="store_true", help="prune again even where a pruned variant exists")
     args = parser.parse_args()
     parent = Path(args.run) / "best.pt"
-    payload = read_payload(parent)
-    model = payload["model"]["name"]
+    parent_checkpoint = read_checkpoint(parent)
+    model = parent_checkpoint.config.name
     out = Path(args.out)
     work = out / "work" / model
     run = training_run(Path(args.run))
@@ -114,7 +113,7 @@ def main() -> int:
         checkpoints[name] = (result.checkpoint, result)
     if args.prune_only:
         return 0
-    rows, summary = [], {"model": model, "threads": args.threads or "target default", "parent": str(parent), "run_best_metrics": payload.get("metrics"),
+    rows, summary = [], {"model": model, "threads": args.threads or "target default", "parent": str(parent), "run_best_metrics": parent_checkpoint.metrics,
                          # each variant's actual settings are in its prune summary (reused variants keep theirs)
                          "variants": {}}
     for name, (weights, result) in checkpoints.items():

@@ -17,9 +17,10 @@ from edgekit.models._registry import (
     list_models,
     register_model,
 )
-from edgekit.models.weights import load_checkpoint, load_weights, save_checkpoint
+from edgekit.models.checkpoint import Checkpoint, module_from_checkpoint, read_checkpoint
+from edgekit.models.weights import load_weights, save_checkpoint
 
 __all__ = [
-    "ModelConfig", "ModelSpec", "build_model", "default_config", "get_spec", "list_models",
-    "load_checkpoint", "load_weights", "register_model", "save_checkpoint",
+    "Checkpoint", "ModelConfig", "ModelSpec", "build_model", "default_config", "get_spec", "list_models",
+    "load_weights", "module_from_checkpoint", "read_checkpoint", "register_model", "save_checkpoint",
 ]

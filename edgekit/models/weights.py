@@ -1,91 +1,20 @@
-"""Loading users' weights safely and writing edgekit checkpoints.
+"""Writing edgekit checkpoints and loading a state_dict into a module.
 
-Files are loaded with ``weights_only=True``: a checkpoint from the internet cannot run code.
-Two shapes are accepted: a bare state_dict, or an edgekit checkpoint
-``{"format": CHECKPOINT_FORMAT, "model": ModelConfig dict, "state_dict": ...}``.
+An edgekit checkpoint is ``{"format": CHECKPOINT_FORMAT, "model": ModelConfig dict, "state_dict": ...}``
+plus optional entries (preprocessing, classes, pruned_shapes, run, training). Reading one is
+:func:`edgekit.models.checkpoint.read_checkpoint`'s job alone.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig
 from edgekit.outputs import disk_full, temp_file_beside
 
 CHECKPOINT_FORMAT = "edgekit.checkpoint/1"
-
-
-def read_payload(path: Path) -> dict:
-    import pickle
-
-    import torch
-
-    if not path.exists():
-        raise EdgekitError(f"weights file {path} does not exist")
-    if not path.is_file():
-        raise EdgekitError(f"weights file {path} is not a file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError,
-            IndexError, UnicodeDecodeError, OverflowError, MemoryError) as error:
-        # weights_only's unpickler rejects foreign objects; a damaged zip raises almost anything.
-        raise EdgekitError(
-            f"cannot load weights {path}: not a PyTorch state_dict or checkpoint "
-            "(loaded with weights_only=True, so pickled code is refused)"
-        ) from error
-    if not isinstance(payload, dict):
-        raise EdgekitError(f"weights file {path} holds a {type(payload).__name__}, expected a state_dict")
-    return payload
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    config: ModelConfig | None  # None for a bare state_dict
-    state_dict: dict
-    preprocessing: dict | None = None  # Preprocessing.to_dict() the weights were trained with
-    # Channel-pruned networks: module sizes to apply to a fresh registry model before loading.
-    pruned_shapes: dict | None = None
-    classes: list[str] | None = None  # class names in output order (edgekit train records them)
-
-
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """A validated checkpoint: every field is checked here, so callers never meet a KeyError."""
-    path = Path(path)
-    payload = read_payload(path)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        if "format" in payload or "model" in payload:
-            raise EdgekitError(f"checkpoint {path} has format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-        return Checkpoint(None, _state_dict(payload, path))
-    if not isinstance(payload.get("model"), dict):
-        raise EdgekitError(f"checkpoint {path} has no 'model' entry saying which network it holds")
-    try:
-        config = ModelConfig.from_dict(payload["model"])
-    except EdgekitError as error:
-        raise EdgekitError(f"checkpoint {path}: {error}") from None
-    for key in ("preprocessing", "pruned_shapes"):
-        if payload.get(key) is not None and not isinstance(payload[key], dict):
-            raise EdgekitError(f"checkpoint {path}: {key!r} must be a mapping")
-    if payload.get("preprocessing") is not None:
-        try:
-            Preprocessing.from_dict(payload["preprocessing"])
-        except (ValueError, TypeError, KeyError) as error:
-            raise EdgekitError(f"checkpoint {path}: its preprocessing is invalid ({error})") from None
-    return Checkpoint(config, _state_dict(payload.get("state_dict"), path), payload.get("preprocessing"),
-                      payload.get("pruned_shapes"), _classes(payload.get("classes"), config, path))
-
-
-def _state_dict(value, path: Path) -> dict:
-    import torch
-
-    if not isinstance(value, dict) or not value:
-        raise EdgekitError(f"checkpoint {path} has no state_dict of tensors")
-    if not all(isinstance(key, str) and isinstance(tensor, torch.Tensor) for key, tensor in value.items()):
-        raise EdgekitError(f"weights {path} are not a state_dict of tensors")
-    return value
 
 
 def class_names_problem(classes, num_classes: int | None) -> str | None:
@@ -96,21 +25,6 @@ def class_names_problem(classes, num_classes: int | None) -> str | None:
     if num_classes is not None and len(classes) != num_classes:
         return f"'classes' names {len(classes)} classes, the model has {num_classes} outputs"
     return None
-
-
-def _classes(value, config: ModelConfig, path: Path) -> list[str] | None:
-    if value is None:
-        return None
-    problem = class_names_problem(value, config.num_classes)
-    if problem:
-        raise EdgekitError(f"checkpoint {path}: {problem}")
-    return list(value)
-
-
-def load_checkpoint(path: str | Path) -> tuple[ModelConfig | None, dict]:
-    """(model config if the file records one, state_dict)."""
-    checkpoint = read_checkpoint(path)
-    return checkpoint.config, checkpoint.state_dict
 
 
 def load_weights(model, state_dict: dict, *, source: str) -> None:

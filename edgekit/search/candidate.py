@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
+from edgekit.models import ModelConfig, build_model, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.models.mobilenet_rs import transfer_weights
 from edgekit.training import FitConfig, accuracy, fit
 
@@ -29,9 +29,7 @@ def train_candidate(job: dict) -> dict:
     model = build_model(config)
     transfer = None
     if job["parent"] is not None:
-        parent_config, parent_state = load_checkpoint(job["parent"])
-        parent = build_model(parent_config)
-        load_weights(parent, parent_state, source=job["parent"])
+        parent = module_from_checkpoint(read_checkpoint(job["parent"]))
         transfer = transfer_weights(parent, model)
     data = np.load(job["data"])
     started = time.monotonic()

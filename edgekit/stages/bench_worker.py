@@ -27,14 +27,12 @@ def _runner(job: dict):
     if runtime == "pytorch":
         import torch
 
-        from edgekit.models import ModelConfig, build_model, load_weights
-        from edgekit.models.weights import read_checkpoint
+        from edgekit.models import ModelConfig, module_from_checkpoint, read_checkpoint
 
         torch.set_num_threads(threads)
         checkpoint = read_checkpoint(path)
         config = checkpoint.config if checkpoint.config is not None else ModelConfig.from_dict(job["model_config"])
-        model = build_model(config, pruned_shapes=checkpoint.pruned_shapes).eval()
-        load_weights(model, checkpoint.state_dict, source=str(path))
+        model = module_from_checkpoint(checkpoint, config=config)
 
         def run(x):
             with torch.inference_mode():

@@ -22,8 +22,7 @@ from edgekit.artifact import write_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
-from edgekit.models import build_model, load_weights
-from edgekit.models.weights import read_checkpoint, read_payload, save_checkpoint
+from edgekit.models import Checkpoint, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import say, warn
 from edgekit.prune.structured import prune_channels, pruned_shapes
@@ -71,8 +70,8 @@ class PruneResult:
     summary: dict = field(default_factory=dict)
 
 
-def _split_of(payload: dict, settings: PruneSettings, weights: Path) -> tuple[float, int]:
-    run = payload.get("run") or (payload.get("training") or {}).get("run") or {}
+def _split_of(checkpoint: Checkpoint, settings: PruneSettings, weights: Path) -> tuple[float, int]:
+    run = checkpoint.run or (checkpoint.training or {}).get("run") or {}
     data = run.get("data") or {}
     val_fraction = settings.val_fraction or data.get("val_fraction")
     seed = settings.seed if settings.seed is not None else run.get("seed")
@@ -100,11 +99,9 @@ def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: 
         raise EdgekitError(f"{weights} records no preprocessing; pruning needs a checkpoint from edgekit train")
     if checkpoint.pruned_shapes:
         raise EdgekitError(f"{weights} is already channel-pruned; prune its parent instead")
-    payload = read_payload(weights)
-    model = build_model(checkpoint.config)
-    load_weights(model, checkpoint.state_dict, source=str(weights))
+    model = module_from_checkpoint(checkpoint)
     preprocessing = Preprocessing.from_dict(checkpoint.preprocessing)
-    val_fraction, seed = _split_of(payload, settings, weights)
+    val_fraction, seed = _split_of(checkpoint, settings, weights)
     dataset = load_training_data(data, preprocessing, val_fraction=val_fraction, seed=seed,
                                  subset=settings.finetune_subset, verbose=settings.verbose)
     if len(dataset.classes) != checkpoint.config.num_classes:

@@ -9,8 +9,7 @@ from edgekit.artifact import sha256_file
 from edgekit.data import Preprocessing
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from edgekit.errors import EdgekitError
-from edgekit.models import build_model, default_config, get_spec, load_weights
-from edgekit.models.weights import read_checkpoint
+from edgekit.models import build_model, default_config, get_spec, module_from_checkpoint, read_checkpoint
 from edgekit.runtimes import ort_session
 
 
@@ -48,10 +47,10 @@ def resolve_model(model: str, *, weights: str | Path | None = None, num_classes:
 def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
     spec = get_spec(name)
     config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    state, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
+    checkpoint, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
     if weights is not None:
         checkpoint = read_checkpoint(weights)
-        saved_config, state, saved_preprocessing = checkpoint.config, checkpoint.state_dict, checkpoint.preprocessing
+        saved_config, saved_preprocessing = checkpoint.config, checkpoint.preprocessing
         if saved_config is not None:
             if saved_config.name != name:
                 raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
@@ -67,9 +66,7 @@ def _registry_source(name, *, weights, num_classes, in_channels, input_size, mea
                                f"on {len(classes)} classes")
         if pruned_shapes:
             weights_record["channel_pruned"] = True
-    module = build_model(config, pruned_shapes=pruned_shapes)
-    if state is not None:
-        load_weights(module, state, source=str(weights))
+    module = build_model(config) if checkpoint is None else module_from_checkpoint(checkpoint, config=config)
     if saved_preprocessing is not None:
         # The weights were trained on this exact input pipeline (e.g. with a derived edge channel).
         preprocessing = Preprocessing.from_dict(saved_preprocessing)

@@ -20,7 +20,7 @@ from edgekit.data.preprocessing import Preprocessing
 from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
 from edgekit.outputs import check_folder_location, exclusive_use, is_within, read_json_object, sweep_temp_files
-from edgekit.models import ModelConfig, build_model
+from edgekit.models import Checkpoint, ModelConfig, build_model
 from edgekit.models.weights import save_checkpoint
 from edgekit.progress import progress, say
 from edgekit.train.data import CIFAR10, load_training_data
@@ -361,7 +361,7 @@ def _save_epoch(config: TrainConfig, session: Session, state: Progress, record: 
         _report_epoch(record, config.recipe.epochs, improved)
 
 
-def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: dict) -> dict:
+def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: dict) -> Checkpoint:
     """Rank 0 reads and checks the checkpoint and hands it to the others (other nodes may not see the file)."""
     payload, message = None, None
     if context.is_main:

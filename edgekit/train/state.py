@@ -16,7 +16,8 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.models import ModelConfig
-from edgekit.models.weights import CHECKPOINT_FORMAT, load_weights, read_payload, save_checkpoint
+from edgekit.models.checkpoint import Checkpoint, read_checkpoint
+from edgekit.models.weights import CHECKPOINT_FORMAT, load_weights, save_checkpoint
 
 TRAINING_STATE_FORMAT = "edgekit.training-state/1"
 
@@ -82,29 +83,28 @@ def _differences(saved: dict, current: dict, keys: tuple[str, ...]) -> list[str]
             for key in keys if saved.get(key) != current.get(key)]
 
 
-def read_training_checkpoint(path: Path, *, config: ModelConfig, run: dict) -> dict:
-    """The checkpoint's payload after checking it belongs to this run; one-line errors otherwise."""
+def read_training_checkpoint(path: Path, *, config: ModelConfig, run: dict) -> Checkpoint:
+    """The checkpoint after checking it holds training state of this run; one-line errors otherwise."""
     if not path.is_file():
         raise EdgekitError(f"nothing to resume: {path} does not exist (train without --resume first)")
-    payload = read_payload(path)
-    if payload.get("format") != CHECKPOINT_FORMAT:
+    checkpoint = read_checkpoint(path)
+    if checkpoint.config is None:
         raise EdgekitError(f"{path} is not an edgekit checkpoint (no format {CHECKPOINT_FORMAT!r}); cannot resume from it")
-    training = payload.get("training")
-    if not isinstance(training, dict) or training.get("format") != TRAINING_STATE_FORMAT:
+    training = checkpoint.training
+    if training is None or training.get("format") != TRAINING_STATE_FORMAT:
         raise EdgekitError(f"{path} holds weights only, no training state to resume (edgekit train writes it to last.pt)")
-    saved_model = ModelConfig.from_dict(payload["model"])
-    if saved_model != config:
-        raise EdgekitError(f"{path} was trained as {saved_model.to_dict()}, this run asks for {config.to_dict()}")
+    if checkpoint.config != config:
+        raise EdgekitError(f"{path} was trained as {checkpoint.config.to_dict()}, this run asks for {config.to_dict()}")
     changed = _differences(training.get("run", {}), run, ("recipe", "data", "seed", "augment", "amp"))
     if changed:
         raise EdgekitError(f"{path} comes from a different run; changed: {'; '.join(changed)}")
-    return payload
+    return checkpoint
 
 
-def restore_training(payload: dict, *, path: Path, model, optimizer, scheduler, scaler) -> Progress:
-    training = payload["training"]
+def restore_training(checkpoint: Checkpoint, *, path: Path, model, optimizer, scheduler, scaler) -> Progress:
+    training = checkpoint.training
     try:
-        load_weights(model, payload["state_dict"], source=str(path))
+        load_weights(model, checkpoint.state_dict, source=str(path))
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
         scaler.load_state_dict(training["scaler"])

@@ -4,7 +4,7 @@ import torch
 
 import edgekit.models.mobilenet_rs  # noqa: F401  (registers mobilenet_v2_rs*)
 from edgekit.errors import EdgekitError
-from edgekit.models import build_model, default_config, load_checkpoint, save_checkpoint
+from edgekit.models import build_model, default_config, read_checkpoint, save_checkpoint
 from edgekit.models.layers.split_stem import SplitStem, validate_partition
 from edgekit.models.mobilenet_rs import (
     describe,
@@ -153,7 +153,8 @@ def test_checkpoint_round_trip_rebuilds_the_architecture(tmp_path):
     config = with_split(with_replication(_rgbd(), 8), 4, merge="concat")
     model = build_model(config)
     path = save_checkpoint(tmp_path / "rs.pt", config, model.state_dict())
-    loaded_config, state = load_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    loaded_config, state = checkpoint.config, checkpoint.state_dict
     assert loaded_config == config
     rebuilt = build_model(loaded_config)
     assert _same_layout(model, rebuilt)

@@ -2,14 +2,15 @@ import pytest
 import torch
 
 from edgekit.errors import EdgekitError
-from edgekit.models import build_model, default_config, load_checkpoint, load_weights, save_checkpoint
+from edgekit.models import build_model, default_config, load_weights, read_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
     config = default_config("tiny_cnn", num_classes=3, in_channels=1)
     model = build_model(config)
     path = save_checkpoint(tmp_path / "c.pt", config, model.state_dict())
-    loaded_config, state = load_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    loaded_config, state = checkpoint.config, checkpoint.state_dict
     assert loaded_config == config
     fresh = build_model(config)
     load_weights(fresh, state, source="c.pt")
@@ -20,14 +21,15 @@ def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
 def test_bare_state_dict_is_accepted(tmp_path):
     model = build_model(default_config("tiny_cnn"))
     torch.save(model.state_dict(), tmp_path / "sd.pt")
-    config, state = load_checkpoint(tmp_path / "sd.pt")
+    checkpoint = read_checkpoint(tmp_path / "sd.pt")
+    config, state = checkpoint.config, checkpoint.state_dict
     assert config is None and set(state) == set(model.state_dict())
 
 
 def test_pickled_code_is_refused(tmp_path):
     torch.save({"model": build_model(default_config("tiny_cnn"))}, tmp_path / "module.pt")  # a pickled nn.Module
     with pytest.raises(EdgekitError, match="weights_only"):
-        load_checkpoint(tmp_path / "module.pt")
+        read_checkpoint(tmp_path / "module.pt")
 
 
 def test_wrong_head_size_is_explained():
@@ -39,4 +41,4 @@ def test_wrong_head_size_is_explained():
 def test_garbage_file_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(EdgekitError, match="cannot load weights"):
-        load_checkpoint(tmp_path / "junk.pt")
+        read_checkpoint(tmp_path / "junk.pt")

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from edgekit.cli import cli
 from edgekit.models import build_model
-from edgekit.models.weights import read_checkpoint
+from edgekit.models.checkpoint import read_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_a_global_batch_that_does_not_split_evenly_fails_before_launching(patter
 def test_logged_validation_of_a_ddp_run_is_the_checkpoint_s_accuracy(pattern_data, tmp_path):
     """With BatchNorm, ranks' running statistics drift apart during an epoch; validation must use rank 0's."""
     from edgekit.models import build_model
-    from edgekit.models.weights import read_checkpoint
+    from edgekit.models.checkpoint import read_checkpoint
     from edgekit.train.data import load_training_data
     from edgekit.train.finetune import evaluate
     from edgekit.train.recipes import get_recipe

@@ -4,7 +4,8 @@ import json
 import torch
 
 from edgekit.models import build_model
-from edgekit.models.weights import read_checkpoint, save_checkpoint
+from edgekit.models.checkpoint import read_checkpoint
+from edgekit.models.weights import save_checkpoint
 from tests.train.conftest import run_cli
 
 COMMON = ("--model", "tiny_cnn", "--batch-size", "16", "--lr", "0.05", "--threads", "2")
