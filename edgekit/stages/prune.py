@@ -160,7 +160,8 @@ def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: i
 
 
 def _channels(model, dataset, model_config, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
-    from edgekit.prune.structured import prune_channels, pruned_shapes
+    from edgekit.models.pruned_shapes import pruned_shapes
+    from edgekit.prune.structured import prune_channels
     from edgekit.train.finetune import evaluate, fine_tune
 
     recipe = _finetune_recipe(settings)
