@@ -20,7 +20,7 @@ def train_candidate(job: dict) -> dict:
     import torch
 
     from edgekit.models import ModelConfig, build_model, load_checkpoint, load_weights, save_checkpoint
-    from edgekit.models.mobilenet_rs import transfer_weights
+    from edgekit.search.weight_transfer import transfer_weights
     from edgekit.training import FitConfig, accuracy, fit
 
     torch.set_num_threads(int(job["threads"]))

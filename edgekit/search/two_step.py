@@ -225,7 +225,7 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
 
 def _run_steps(search: _Search, settings: SearchSettings) -> dict:
     from edgekit.models import ModelConfig, default_config
-    from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
+    from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
 
     s = settings
     root_config = default_config(s.model, num_classes=len(search.classes),
