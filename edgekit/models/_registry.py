@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from edgekit.errors import EdgekitError
+from edgekit.models.pruned_shapes import apply_pruned_shapes
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,15 @@ def default_config(name: str, *, num_classes: int | None = None, in_channels: in
                        spec.input_size if input_size is None else input_size, dict(options or {}))
 
 
+def _accepts_options(builder: Callable, options: dict) -> bool:
+    """Whether ``builder`` has a keyword parameter for every option (or takes ``**kwargs``)."""
+    parameters = inspect.signature(builder).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return True
+    keywords = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return set(options) <= keywords
+
+
 def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):
     """A freshly initialised ``torch.nn.Module`` for ``config``.
 
@@ -140,14 +151,9 @@ def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):
     so that the pruned checkpoint's state_dict loads strictly.
     """
     spec = get_spec(config.name)
-    try:
-        model = spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
-    except TypeError as error:
-        if config.options and "unexpected keyword" in str(error):
-            raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}") from error
-        raise
+    if not _accepts_options(spec.builder, config.options):
+        raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}")
+    model = spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
     if pruned_shapes:
-        from edgekit.prune.structured import apply_pruned_shapes
-
         apply_pruned_shapes(model, pruned_shapes)
     return model

@@ -28,7 +28,7 @@ from edgekit.models.layers.ghost import ghost_bottleneck
 from edgekit.models.layers.inverted_residual import inverted_residual
 from edgekit.models.layers.residual import Residual, projection
 from edgekit.models.layers.separable import DepthwiseSeparableConv, FactorisedConv, conv3x3, depthwise3x3
-from edgekit.models.layers.shuffle import GroupedPointwise
+from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,9 @@ _SPATIAL = {
 def _bottleneck(c: ResNetColumn, cin: int, hidden: int, cout: int, stride: int, size: int) -> nn.Module:
     pointwise = {"groups": c.groups, "ungrouped_upto": c.ungrouped_upto}
     body = nn.Sequential(
-        GroupedPointwise(cin, hidden, act=nn.ReLU, **pointwise),
+        GroupedPointwiseShuffle(cin, hidden, act=nn.ReLU, **pointwise),
         _SPATIAL[c.spatial](hidden, hidden, stride=stride), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-        GroupedPointwise(hidden, cout, **pointwise),
+        GroupedPointwiseShuffle(hidden, cout, **pointwise),
     )
     return Residual(body, projection(cin, cout, stride=stride), nn.ReLU(inplace=True))
 

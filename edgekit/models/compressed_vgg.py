@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from torch import nn
 
 from edgekit.models._columns import register_columns
+from edgekit.models.layers.channel_interleave import ChannelInterleave
 from edgekit.models.layers.dice import DiCE
 from edgekit.models.layers.fire import Fire, with_bn
 from edgekit.models.layers.ghost import GhostModule
 from edgekit.models.layers.separable import DepthwiseSeparableConv, FactorisedConv, conv3x3, depthwise3x3
-from edgekit.models.layers.shuffle import GroupedPointwise
+from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 from edgekit.models.layers.squeeze_excitation import SqueezeExcitation
 
 # VGG-19 ("E"): conv widths, "M" = 2x2 max-pool.
@@ -81,14 +82,14 @@ COLUMNS_BY_NUMBER = {c.col: c for c in COLUMNS}
 # Fire branches: (in_channels, out_channels[, spatial size]) -> module. Each carries its BN.
 _SQUEEZE = {
     "conv": lambda cin, cout: nn.Sequential(nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)),
-    "grouped": lambda cin, cout: GroupedPointwise(cin, cout, groups=4, act=nn.ReLU),
-    "grouped_gcd": lambda cin, cout: GroupedPointwise(cin, cout, groups=math.gcd(cin, cout), act=nn.ReLU),
+    "grouped": lambda cin, cout: GroupedPointwiseShuffle(cin, cout, groups=4, act=nn.ReLU),
+    "grouped_gcd": lambda cin, cout: GroupedPointwiseShuffle(cin, cout, groups=math.gcd(cin, cout), act=nn.ReLU),
     "ghost": lambda cin, cout: GhostModule(cin, cout),
 }
 _EXPAND1 = {
     "conv": lambda cin, cout: with_bn(nn.Conv2d(cin, cout, 1), cout, True),
     "pointwise": lambda cin, cout: with_bn(nn.Conv2d(cin, cout, 1, bias=False), cout, True),
-    "grouped": lambda cin, cout: GroupedPointwise(cin, cout, groups=4, shuffle=False),
+    "grouped": lambda cin, cout: GroupedPointwiseShuffle(cin, cout, groups=4, shuffle=False),
 }
 _EXPAND3 = {
     "conv3x3": lambda cin, cout, size: with_bn(conv3x3(cin, cout, bias=True), cout, True),
@@ -99,10 +100,14 @@ _EXPAND3 = {
 }
 
 
+def _fire_shuffle(channels: int, groups: int) -> nn.Module | None:
+    return ChannelInterleave.of_groups(channels, groups) if groups > 1 else None
+
+
 def _fire(c: VGGColumn, cin: int, cout: int, size: int) -> nn.Module:
     squeeze = cout // 8
     return Fire(_SQUEEZE[c.squeeze](cin, squeeze), _EXPAND1[c.expand1x1](squeeze, cout // 2),
-                _EXPAND3[c.expand3x3](squeeze, cout - cout // 2, size), shuffle_groups=c.fire_shuffle)
+                _EXPAND3[c.expand3x3](squeeze, cout - cout // 2, size), shuffle=_fire_shuffle(cout, c.fire_shuffle))
 
 
 _UNITS = {

@@ -3,8 +3,8 @@
 The network is torchvision's EfficientNet-B0 (stem, depthwise convs, stochastic depth, Dropout +
 Linear classifier all unchanged); :func:`group_pointwise_convs` walks it and swaps each 1x1 conv
 (MBConv expand and project, squeeze-excitation fc1/fc2, the 320 -> 1280 top conv) for a
-:class:`~edgekit.models.layers.grouped_pointwise.GroupedPointwise` (2021) or
-:class:`~edgekit.models.layers.grouped_pointwise.GroupedPointwiseV2` (2022) block.
+:class:`~edgekit.models.layers.grouped_pointwise_interleave.GroupedPointwiseInterleave` (2021) or
+:class:`~edgekit.models.layers.grouped_pointwise_interleave.PaddedGroupedPointwiseInterleave` (2022) block.
 
 Choices that reproduce the papers' parameter counts exactly (10 classes: 16ch 639,702,
 32ch 1,059,202; 2022 16ch 623,226, 32ch 950,650), all taken from the authors' Keras code:
@@ -36,7 +36,7 @@ from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
 from edgekit.models._registry import register_model
 from edgekit.models._surgery import replace_conv
-from edgekit.models.layers.grouped_pointwise import GroupedPointwise, GroupedPointwiseV2
+from edgekit.models.layers.grouped_pointwise_interleave import GroupedPointwiseInterleave, PaddedGroupedPointwiseInterleave
 
 _CIFAR = {"mean": CIFAR10_MEAN, "std": CIFAR10_STD, "num_classes": 10}
 
@@ -62,7 +62,7 @@ def _replacement(child: nn.Module, parent: nn.Module, block: BlockFactory, chann
     return None
 
 
-def group_pointwise_convs(model: nn.Module, *, channels_per_group: int, block: BlockFactory = GroupedPointwise) -> nn.Module:
+def group_pointwise_convs(model: nn.Module, *, channels_per_group: int, block: BlockFactory = GroupedPointwiseInterleave) -> nn.Module:
     """Replace, in place, every pointwise conv of a torchvision EfficientNet by ``block``."""
     if channels_per_group < 1:
         raise ValueError(f"channels_per_group must be a positive integer, got {channels_per_group}")
@@ -77,7 +77,7 @@ def group_pointwise_convs(model: nn.Module, *, channels_per_group: int, block: B
 def keffnet_b0(*, num_classes: int, in_channels: int = 3, channels_per_group: int = 16,
                version: int = 2021, stem_stride: int = 2) -> nn.Module:
     """EfficientNet-B0 with grouped, interleaved pointwise convs (``version`` 2021 or 2022)."""
-    blocks = {2021: GroupedPointwise, 2022: GroupedPointwiseV2}
+    blocks = {2021: GroupedPointwiseInterleave, 2022: PaddedGroupedPointwiseInterleave}
     if version not in blocks:
         raise ValueError(f"kEffNet version must be 2021 or 2022, got {version!r}")
     model = tvm.efficientnet_b0(weights=None, num_classes=num_classes)

@@ -18,7 +18,7 @@ _CIFAR = {"mean": CIFAR10_MEAN, "std": CIFAR10_STD, "num_classes": 10}
 
 # torchvision's MobileNetV2 table (t, c, n, s) with the 24-channel stage at stride 1, as in
 # the common CIFAR adaptation: with a stride-1 stem too, 32x32 input ends at 4x4, not 1x1.
-_MOBILENET_V2_CIFAR_SETTING = [
+MOBILENET_V2_CIFAR_SETTING = [
     [1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2],
     [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
 ]
@@ -40,7 +40,7 @@ def mobilenet_v2(*, num_classes: int, in_channels: int = 3) -> nn.Module:
 
 @register_model("mobilenet_v2_cifar", input_size=32, description="MobileNetV2 for 32x32 input (stride-1 stem and stage 2)", **_CIFAR)
 def mobilenet_v2_cifar(*, num_classes: int, in_channels: int = 3) -> nn.Module:
-    model = tvm.MobileNetV2(num_classes=num_classes, inverted_residual_setting=_MOBILENET_V2_CIFAR_SETTING)
+    model = tvm.MobileNetV2(num_classes=num_classes, inverted_residual_setting=MOBILENET_V2_CIFAR_SETTING)
     _set_stem(model.features, in_channels=in_channels, stride=1)
     return model
 

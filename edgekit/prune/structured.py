@@ -1,4 +1,4 @@
-"""Structured channel pruning with torch-pruning (DepGraph), and weights-only-safe persistence.
+"""Structured channel pruning with torch-pruning (DepGraph).
 
 :func:`prune_channels` removes whole channels, so the network really gets smaller and faster.
 torch-pruning traces the model into groups of coupled layers (a conv's outputs, the BN after it,
@@ -7,9 +7,10 @@ the whole group. It does not understand every layer edgekit's models use. Where 
 1.6.1 would get a group wrong, the group is left whole and its layers are listed, with the reason,
 in ``StructuredResult.skipped``:
 
-- the channels pass through a reshape/transpose permutation (kEffNet's ``ChannelInterleave``,
-  ``ChannelShuffle``, DiCE's axis swaps): torch-pruning takes the transpose for an element-wise
-  op, so it would drop channel ``i`` before the permutation and a different channel after it;
+- the channels pass through a reshape/transpose permutation (``ChannelInterleave``, the channel
+  shuffle of kEffNet and the compressed ResNet/VGG blocks; DiCE's axis swaps): torch-pruning takes
+  the transpose for an element-wise op, so it would drop channel ``i`` before the permutation and a
+  different channel after it;
 - a grouped conv has one input or one output per group (kEffNet's SE convs, DiCE's fuse): such a
   conv cannot lose channels without losing groups, which torch-pruning does only for depthwise
   convs (and it takes any conv with ``groups == out_channels`` for one, cutting its inputs too);
@@ -43,24 +44,22 @@ import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
+from edgekit.models.layers.grouped_pointwise_interleave import PaddedGroupConv
+from edgekit.models.pruned_shapes import BATCHNORM, WIDTH_ATTRIBUTES, records_widths
+from edgekit.models.stats import module_stats
 
-SHAPES_FORMAT = "edgekit.pruned_shapes/1"
 # Relative to the largest output: summation order changes once channels are gone.
 EQUIVALENCE_TOLERANCE = 1e-4
 # Autograd nodes that reorder channels; torch-pruning 1.6.1 treats all of them as element-wise.
 _PERMUTING_OPS = re.compile(r"Transpose|Permute|ChannelShuffle|PixelShuffle|PixelUnshuffle|Index|Gather", re.I)
-# Container blocks that record their widths (torchvision's Conv2dNormActivation, kEffNet's blocks).
-_WIDTH_ATTRIBUTES = ("in_channels", "out_channels")
-_BATCHNORM = nn.modules.batchnorm._BatchNorm
-_RESIZABLE = {"Conv2d": nn.Conv2d, "Linear": nn.Linear, "BatchNorm": _BATCHNORM}
 
 
 @dataclass
 class StructuredResult:
     """The pruned network (the object passed in, now smaller) and its size before and after.
 
-    ``macs_*`` are multiply-adds for one image, counted like ``edgekit models --stats``
-    (PyTorch's flop counter: convs and matmuls).
+    ``macs_*`` are multiply-adds for one image, counted by ``edgekit models --stats``'s counter
+    (:func:`edgekit.models.stats.module_stats`: PyTorch's flop counter, convs and matmuls).
     """
 
     model: nn.Module
@@ -101,19 +100,19 @@ def prune_channels(model: nn.Module, example_input: torch.Tensor, *, ratio: floa
         except RuntimeError as error:
             raise EdgekitError(f"{type(model).__name__} does not run on an example_input of shape "
                                f"{tuple(example_input.shape)}") from error
-        params_before, macs_before = _count(model, example_input)
+        before = module_stats(model, example_input[:1])
         names = {module: name for name, module in model.named_modules()}
         out_widths = {m: _out_width(m) for m in names if isinstance(m, (nn.Conv2d, nn.Linear))}
         reasons, reference = _prune_groups(model, example_input, names, ratio=ratio, round_to=round_to)
         _check_equivalent(model, reference, example_input, expected_shape)
-        params_after, macs_after = _count(model, example_input)
+        after = module_stats(model, example_input[:1])
     finally:
         model.train(was_training)
     skipped = [f"{names[m]}: {reason}" for m, reason in reasons.items()]
     skipped += [f"{names[m]}: torch-pruning removed none of its output channels at ratio {ratio} (it leaves a "
                 "group whole where its ranking would empty a layer, e.g. one branch of a concat)"
                 for m, width in out_widths.items() if m not in reasons and _out_width(m) == width]
-    return StructuredResult(model, skipped, params_before, params_after, macs_before, macs_after)
+    return StructuredResult(model, skipped, before["params"], after["params"], before["macs"], after["macs"])
 
 
 def _prune_groups(model: nn.Module, example_input: torch.Tensor, names: dict, *, ratio: float,
@@ -164,8 +163,6 @@ def _opaque_modules() -> dict:
     inputs and outputs are not tied, it ends the search; groups that reach it are left whole.
     """
     import torch_pruning as tp
-
-    from edgekit.models.layers.grouped_pointwise import PaddedGroupConv
 
     class Opaque(tp.pruner.BasePruningFunc):
         def prune_out_channels(self, layer, idxs):
@@ -309,7 +306,7 @@ def _zero_removed_channels(group, graph, names: dict, reference_modules: dict) -
         index = torch.as_tensor(idxs, dtype=torch.long)
         if isinstance(twin, (nn.Conv2d, nn.Linear)):
             twin.weight[index] = 0
-        elif isinstance(twin, _BATCHNORM):
+        elif isinstance(twin, BATCHNORM):
             if twin.weight is not None:
                 twin.weight[index] = 0
             if twin.running_mean is not None:
@@ -338,22 +335,7 @@ def _check_equivalent(model: nn.Module, reference: nn.Module, example_input: tor
         )
 
 
-def _count(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
-    """(parameters, multiply-adds for one image), as edgekit.models.stats counts them."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(example_input[:1])
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
-
-
 # --- container blocks' recorded widths ---------------------------------------------------------
-
-def _has_width_attributes(module: nn.Module) -> bool:
-    return not isinstance(module, tuple(_RESIZABLE.values())) and any(
-        isinstance(getattr(module, a, None), int) for a in _WIDTH_ATTRIBUTES)
-
 
 def _widths(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[int | None, int | None]]:
     """{block name: (channels in, channels out)} seen in a forward pass, for blocks that record widths."""
@@ -367,7 +349,7 @@ def _widths(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[in
             seen[name] = (channels(args[0]) if args else None, channels(output))
         return hook
 
-    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if _has_width_attributes(m)]
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if records_widths(m)]
     try:
         with torch.no_grad():
             model(example_input)
@@ -381,91 +363,6 @@ def _sync_width_attributes(model: nn.Module, before: dict, after: dict) -> None:
     """An ``in_channels``/``out_channels`` that described a block's input/output follows it when pruned."""
     for name, module in model.named_modules():
         if name in before and name in after:
-            for attribute, old, new in zip(_WIDTH_ATTRIBUTES, before[name], after[name]):
+            for attribute, old, new in zip(WIDTH_ATTRIBUTES, before[name], after[name]):
                 if old is not None and new is not None and getattr(module, attribute, None) == old:
                     setattr(module, attribute, new)
-
-
-# --- persistence --------------------------------------------------------------------------------
-
-def pruned_shapes(model: nn.Module) -> dict:
-    """What :func:`apply_pruned_shapes` needs to give a fresh build ``model``'s pruned layout.
-
-    Every Conv2d, Linear and BatchNorm size, and the widths container blocks record; plain ints and
-    strings, so it is saved beside the state_dict and loads with ``torch.load(..., weights_only=True)``.
-    """
-    layers: dict[str, dict] = {}
-    widths: dict[str, dict] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            layers[name] = {"type": "Conv2d", "in_channels": module.in_channels,
-                            "out_channels": module.out_channels, "groups": module.groups}
-        elif isinstance(module, nn.Linear):
-            layers[name] = {"type": "Linear", "in_features": module.in_features, "out_features": module.out_features}
-        elif isinstance(module, _BATCHNORM):
-            layers[name] = {"type": "BatchNorm", "num_features": module.num_features}
-        elif _has_width_attributes(module):
-            widths[name] = {a: getattr(module, a) for a in _WIDTH_ATTRIBUTES if isinstance(getattr(module, a, None), int)}
-    return {"format": SHAPES_FORMAT, "layers": layers, "widths": widths}
-
-
-def apply_pruned_shapes(model: nn.Module, shapes: dict) -> None:
-    """Resize a freshly built registry model, in place, to the layout :func:`pruned_shapes` recorded.
-
-    Resized layers get new uninitialised tensors: load the pruned state_dict next
-    (``model.load_state_dict(state_dict)``, strict).
-    """
-    if not isinstance(shapes, dict) or shapes.get("format") != SHAPES_FORMAT:
-        found = shapes.get("format") if isinstance(shapes, dict) else type(shapes).__name__
-        raise EdgekitError(f"pruned shapes must be a {SHAPES_FORMAT!r} record, got {found!r}")
-    if not isinstance(shapes.get("layers"), dict) or not isinstance(shapes.get("widths"), dict):
-        raise EdgekitError(f"pruned shapes record lacks its 'layers'/'widths' tables: keys {sorted(shapes)}")
-    modules = dict(model.named_modules())
-    ours = {name for name, m in modules.items() if isinstance(m, tuple(_RESIZABLE.values()))}
-    recorded = set(shapes["layers"])
-    if ours != recorded:
-        example = sorted(ours ^ recorded)[0]
-        raise EdgekitError(f"pruned shapes do not fit this model: layer {example!r} is in only one of them "
-                           f"({len(ours - recorded)} layers unrecorded, {len(recorded - ours)} recorded layers missing)")
-    for name, record in shapes["layers"].items():
-        kind = _RESIZABLE.get(record.get("type"))
-        if kind is None or not isinstance(modules[name], kind):
-            raise EdgekitError(f"pruned shapes do not fit this model: {name!r} is a {type(modules[name]).__name__}, "
-                               f"the record has a {record.get('type')}")
-        try:
-            _resize(modules[name], record)
-        except (KeyError, TypeError) as error:
-            raise EdgekitError(f"pruned shapes record for {name!r} is malformed: {record!r}") from error
-    for name, record in shapes["widths"].items():
-        if name not in modules:
-            raise EdgekitError(f"pruned shapes do not fit this model: it has no block {name!r}")
-        for attribute, value in record.items():
-            setattr(modules[name], attribute, int(value))
-
-
-def _resize(module: nn.Module, record: dict) -> None:
-    """Give ``module`` the recorded size with fresh, uninitialised parameters (and buffers)."""
-    if isinstance(module, nn.Conv2d):
-        size = (int(record["in_channels"]), int(record["out_channels"]), int(record["groups"]))
-        if size != (module.in_channels, module.out_channels, module.groups):
-            module.in_channels, module.out_channels, module.groups = size
-            module.weight = nn.Parameter(module.weight.new_empty(size[1], size[0] // size[2], *module.kernel_size))
-            if module.bias is not None:
-                module.bias = nn.Parameter(module.bias.new_empty(size[1]))
-    elif isinstance(module, nn.Linear):
-        size = (int(record["in_features"]), int(record["out_features"]))
-        if size != (module.in_features, module.out_features):
-            module.in_features, module.out_features = size
-            module.weight = nn.Parameter(module.weight.new_empty(size[1], size[0]))
-            if module.bias is not None:
-                module.bias = nn.Parameter(module.bias.new_empty(size[1]))
-    else:
-        count = int(record["num_features"])
-        if count != module.num_features:
-            module.num_features = count
-            if module.affine:
-                module.weight = nn.Parameter(module.weight.new_empty(count))
-                module.bias = nn.Parameter(module.bias.new_empty(count))
-            if module.running_mean is not None:
-                module.running_mean = module.running_mean.new_empty(count)
-                module.running_var = module.running_var.new_empty(count)

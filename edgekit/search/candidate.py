@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.models import ModelConfig, build_model, module_from_checkpoint, read_checkpoint, save_checkpoint
-from edgekit.models.mobilenet_rs import transfer_weights
+from edgekit.search.weight_transfer import transfer_weights
 from edgekit.training import FitConfig, accuracy, fit
 
 

@@ -26,7 +26,7 @@ from edgekit.checks import require_int, require_number
 from edgekit.data import Preprocessing, labelled_images, split_per_class
 from edgekit.errors import EdgekitError
 from edgekit.models import ModelConfig, default_config
-from edgekit.models.mobilenet_rs import describe, eligible_blocks, split_positions, with_replication, with_split
+from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
 from edgekit.models.stats import model_stats
 from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import progress, say

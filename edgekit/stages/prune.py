@@ -25,7 +25,8 @@ from edgekit.errors import EdgekitError
 from edgekit.models import Checkpoint, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.progress import say, warn
-from edgekit.prune.structured import prune_channels, pruned_shapes
+from edgekit.models.pruned_shapes import pruned_shapes
+from edgekit.prune.structured import prune_channels
 from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity, sparsity
 from edgekit.train.data import CIFAR10, load_training_data
 from edgekit.train.finetune import evaluate, fine_tune

@@ -16,7 +16,8 @@ import edgekit.models.compressed_vgg as compressed_vgg
 from edgekit.models import build_model, default_config, get_spec, list_models
 from edgekit.models.layers.dice import DiCE
 from edgekit.models.layers.ghost import GhostModule
-from edgekit.models.layers.shuffle import ChannelShuffle, GroupedPointwise, channel_shuffle
+from edgekit.models.layers.channel_interleave import ChannelInterleave
+from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 
 # Sobolewski & Szyc (DepCoS 2023; IJET 2024 follow-up), the authors' tables:
 # column -> (parameters in M, FLOPs in M). Their FLOPs are fvcore counts, i.e. multiply-adds.
@@ -104,16 +105,16 @@ def test_columns_are_cumulative_where_the_paper_says_so():
 def test_channel_shuffle_is_the_shufflenet_interleave():
     x = torch.arange(12.0).view(1, 12, 1, 1)
     # 3 groups of 4 -> first channel of each group, then the second, ...
-    assert channel_shuffle(x, 3).flatten().tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
+    assert ChannelInterleave.of_groups(12, 3)(x).flatten().tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
     with pytest.raises(ValueError, match="divisible"):
-        ChannelShuffle(4, channels=10)
+        ChannelInterleave.of_groups(10, 4)
 
 
 def test_pointwise_convs_are_grouped_only_above_24_inputs():
-    assert GroupedPointwise(24, 32).groups == 1
-    wide = GroupedPointwise(32, 64)
-    assert wide.groups == 4 and isinstance(wide[-1], ChannelShuffle)
-    assert GroupedPointwise(16, 32, ungrouped_upto=0).groups == 4
+    assert GroupedPointwiseShuffle(24, 32).groups == 1
+    wide = GroupedPointwiseShuffle(32, 64)
+    assert wide.groups == 4 and isinstance(wide[-1], ChannelInterleave)
+    assert GroupedPointwiseShuffle(16, 32, ungrouped_upto=0).groups == 4
 
 
 def test_ghost_module_keeps_odd_widths():
@@ -139,7 +140,7 @@ def test_shuffle_exports_to_onnx_as_reshape_transpose_and_matches(tmp_path):
     torch.onnx.export(model, x, str(path), dynamo=False, opset_version=17)
 
     ops = collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
-    shuffles = sum(isinstance(m, ChannelShuffle) and m.groups > 1 for m in model.modules())
+    shuffles = sum(isinstance(m, ChannelInterleave) and m.groups > 1 for m in model.modules())
     assert shuffles > 0 and ops["Transpose"] == shuffles and ops["Reshape"] == 2 * shuffles
     assert not {"Gather", "GatherElements", "ChannelShuffle"} & set(ops)
 

@@ -6,12 +6,11 @@ from torch import nn
 import edgekit.models.keffnet  # noqa: F401  (registers the kEffNet models)
 from edgekit.models import build_model, default_config, get_spec
 from edgekit.models.batchnorm import recalibrate_batchnorm
-from edgekit.models.layers.grouped_pointwise import (
-    ChannelInterleave,
-    GroupedPointwise,
-    GroupedPointwiseV2,
+from edgekit.models.layers.channel_interleave import ChannelInterleave, interleave_channels
+from edgekit.models.layers.grouped_pointwise_interleave import (
+    GroupedPointwiseInterleave,
     PaddedGroupConv,
-    interleave_channels,
+    PaddedGroupedPointwiseInterleave,
     pointwise_groups,
 )
 
@@ -62,13 +61,13 @@ def test_group_count_rule_of_2021():
 
 
 def test_2021_block_layout_and_shape():
-    block = GroupedPointwise(96, 24, channels_per_group=16, activation_layer=nn.SiLU)
+    block = GroupedPointwiseInterleave(96, 24, channels_per_group=16, activation_layer=nn.SiLU)
     assert block.groups == 6 and block.interleave.step == 4 and block.conv2 is not None
     assert block(torch.randn(2, 96, 5, 5)).shape == (2, 24, 5, 5)
-    expanding = GroupedPointwise(40, 240, channels_per_group=16)
+    expanding = GroupedPointwiseInterleave(40, 240, channels_per_group=16)
     assert expanding.groups == 2 and expanding.conv2 is None  # no second conv where F > Cin
     assert expanding(torch.randn(2, 40, 3, 3)).shape == (2, 240, 3, 3)
-    dense = GroupedPointwise(24, 144, channels_per_group=16)
+    dense = GroupedPointwiseInterleave(24, 144, channels_per_group=16)
     assert dense.groups == 1 and _params(dense) == 24 * 144 + 2 * 144
 
 
@@ -82,7 +81,7 @@ def test_2022_group_conv_pads_and_splits_the_remainder():
 
 @pytest.mark.parametrize(("cin", "cout"), [(1020, 250), (100, 30), (24, 144), (672, 112), (20, 5)])
 def test_2022_block_output_shape(cin, cout):
-    block = GroupedPointwiseV2(cin, cout, channels_per_group=32, activation_layer=nn.SiLU)
+    block = PaddedGroupedPointwiseInterleave(cin, cout, channels_per_group=32, activation_layer=nn.SiLU)
     assert block(torch.randn(2, cin, 3, 3)).shape == (2, cout, 3, 3)
 
 

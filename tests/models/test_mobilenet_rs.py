@@ -6,14 +6,8 @@ import edgekit.models.mobilenet_rs  # noqa: F401  (registers mobilenet_v2_rs*)
 from edgekit.errors import EdgekitError
 from edgekit.models import build_model, default_config, read_checkpoint, save_checkpoint
 from edgekit.models.layers.split_stem import SplitStem, validate_partition
-from edgekit.models.mobilenet_rs import (
-    describe,
-    eligible_blocks,
-    split_positions,
-    transfer_weights,
-    with_replication,
-    with_split,
-)
+from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
+from edgekit.search.weight_transfer import transfer_weights
 
 CIFAR = "mobilenet_v2_rs_cifar"
 ELIGIBLE = [3, 5, 6, 8, 9, 10, 12, 13, 15, 16]

@@ -46,6 +46,23 @@ def test_unknown_model_names_the_known_ones():
         get_spec("mobilenet_v9")
 
 
+def test_options_a_builder_does_not_take_are_refused_before_building():
+    with pytest.raises(EdgekitError, match=r"model 'tiny_cnn' does not take options \['batchnorm', 'depth'\]"):
+        build_model(default_config("tiny_cnn", options={"batchnorm": False, "depth": 3}))
+    assert build_model(default_config("tiny_cnn", options={"batchnorm": False})) is not None
+
+
+def test_a_type_error_inside_a_builder_is_not_taken_for_an_unknown_option(monkeypatch):
+    from edgekit.models import ModelSpec, _registry
+
+    def broken(*, num_classes: int, in_channels: int = 3):
+        raise TypeError("unexpected keyword inside the builder")
+
+    monkeypatch.setattr(_registry, "get_spec", lambda name: ModelSpec(name, broken, 8, "raises"))
+    with pytest.raises(TypeError, match="inside the builder"):
+        build_model(default_config("broken", options={}))
+
+
 def test_cifar_preprocessing_resizes_directly_and_imagenet_crops():
     assert get_spec("mobilenet_v2_cifar").preprocessing().resize is None
     imagenet = get_spec("mobilenet_v2").preprocessing()

@@ -11,10 +11,10 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.models import build_model, default_config
-from edgekit.models.layers.grouped_pointwise import ChannelInterleave
-from edgekit.models.layers.shuffle import ChannelShuffle
+from edgekit.models.layers.channel_interleave import ChannelInterleave
+from edgekit.models.pruned_shapes import apply_pruned_shapes, pruned_shapes
 from edgekit.prune import structured
-from edgekit.prune.structured import apply_pruned_shapes, prune_channels, pruned_shapes
+from edgekit.prune.structured import prune_channels
 
 
 def _registry_model(name: str) -> nn.Module:
@@ -214,14 +214,26 @@ def test_the_least_important_channels_go_and_the_rest_keep_their_weights_and_sta
     assert torch.equal(model[1].running_mean, first_bn[kept])
 
 
+class _ShapeFollowingShuffle(nn.Module):
+    """A channel shuffle that reads its width from the input, so it still runs on wrongly pruned channels.
+
+    edgekit's own (``ChannelInterleave``) has a fixed width and refuses any other outright; this one
+    lets the check on the pruned network's outputs show that it catches what still runs.
+    """
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 def test_a_channel_shuffle_is_left_whole_and_the_equivalence_check_catches_it_otherwise(monkeypatch):
-    def shuffled() -> nn.Module:
+    def shuffled(shuffle: nn.Module) -> nn.Module:
         torch.manual_seed(0)
-        model = nn.Sequential(*_conv_bn(3, 8), ChannelShuffle(2, 8), *_conv_bn(8, 8), _Head(8)).eval()
+        model = nn.Sequential(*_conv_bn(3, 8), shuffle, *_conv_bn(8, 8), _Head(8)).eval()
         _randomise_batchnorm(model)
         return model
 
-    model = shuffled()
+    model = shuffled(ChannelInterleave.of_groups(8, 2))
     result = prune_channels(model, _example(), ratio=0.5)
     assert model[0].out_channels == 8
     assert _reasons(result)["0"].startswith("its channels pass through a channel permutation (TransposeBackward0 in 3)")
@@ -229,7 +241,7 @@ def test_a_channel_shuffle_is_left_whole_and_the_equivalence_check_catches_it_ot
     # Without the rule torch-pruning removes channels i before the shuffle and i after it.
     monkeypatch.setattr(structured, "_PERMUTING_OPS", structured.re.compile("no such op"))
     with pytest.raises(EdgekitError, match="differs from the original with the removed channels zeroed"):
-        prune_channels(shuffled(), _example(), ratio=0.5)
+        prune_channels(shuffled(_ShapeFollowingShuffle()), _example(), ratio=0.5)
 
 
 def test_grouped_convs_lose_the_same_positions_in_every_group():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from edgekit.models.layers.separable import depthwise3x3
-from edgekit.models.layers.shuffle import ChannelShuffle
+from edgekit.models.layers.channel_interleave import ChannelInterleave
 
 
 class DiCE(nn.Module):
@@ -25,7 +25,8 @@ class DiCE(nn.Module):
         self.channel_wise = depthwise3x3(in_channels)
         self.height_wise = depthwise3x3(height)
         self.width_wise = depthwise3x3(width)
-        self.merge = nn.Sequential(nn.BatchNorm2d(3 * in_channels), nn.ReLU(inplace=True), ChannelShuffle(3))
+        self.merge = nn.Sequential(nn.BatchNorm2d(3 * in_channels), nn.ReLU(inplace=True),
+                                   ChannelInterleave.of_groups(3 * in_channels, 3))
         # After the shuffle each run of 3 channels holds one channel's three views: fuse them per channel.
         self.fuse = nn.Sequential(nn.Conv2d(3 * in_channels, in_channels, 1, groups=in_channels, bias=False),
                                   nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
@@ -61,7 +62,7 @@ class StridedDiCE(nn.Module):
             depthwise3x3(in_channels, stride=2), nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True),
             nn.Conv2d(in_channels, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True))
         self.right = nn.Sequential(nn.AvgPool2d(3, 2, 1), DiCE(in_channels, half, height=height, width=width))
-        self.shuffle = ChannelShuffle(2)
+        self.shuffle = ChannelInterleave.of_groups(out_channels, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(torch.cat([self.left(x), self.right(x)], 1))

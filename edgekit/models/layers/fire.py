@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekit.models.layers.shuffle import ChannelShuffle
-
 
 def with_bn(conv: nn.Module, channels: int, bn: bool) -> nn.Module:
     return nn.Sequential(conv, nn.BatchNorm2d(channels)) if bn else conv
@@ -16,17 +14,18 @@ class Fire(nn.Module):
     """``relu(shuffle(cat(expand1x1(s), expand3x3(s))))`` with ``s = squeeze(x)``.
 
     The three branches are modules so the compressed variants (depthwise, grouped + shuffle, ghost,
-    DiCE expands) reuse the same wiring; ``squeeze`` brings its own activation.
+    DiCE expands) reuse the same wiring; ``squeeze`` brings its own activation. ``shuffle`` (e.g. a
+    :class:`~edgekit.models.layers.channel_interleave.ChannelInterleave`) permutes the concatenation.
     ``Fire.squeezenet`` builds the original dense form.
     """
 
     def __init__(self, squeeze: nn.Module, expand1x1: nn.Module, expand3x3: nn.Module, *,
-                 shuffle_groups: int = 1) -> None:
+                 shuffle: nn.Module | None = None) -> None:
         super().__init__()
         self.squeeze = squeeze
         self.expand1x1 = expand1x1
         self.expand3x3 = expand3x3
-        self.shuffle = ChannelShuffle(shuffle_groups)
+        self.shuffle = nn.Identity() if shuffle is None else shuffle
         self.act = nn.ReLU(inplace=True)
 
     @classmethod

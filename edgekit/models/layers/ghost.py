@@ -7,7 +7,7 @@ from torch import nn
 
 from edgekit.models.layers.residual import Residual, projection
 from edgekit.models.layers.separable import depthwise3x3
-from edgekit.models.layers.shuffle import GroupedPointwise
+from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 from edgekit.models.layers.squeeze_excitation import SqueezeExcitation
 
 
@@ -24,7 +24,7 @@ class GhostModule(nn.Module):
         primary = (out_channels + 1) // 2
         # Odd widths: the depthwise conv makes one cheap channel too many, dropped in forward.
         self.cheap_channels = out_channels - primary if out_channels % 2 else None
-        self.primary = GroupedPointwise(in_channels, primary, groups=groups, ungrouped_upto=ungrouped_upto, bn=False)
+        self.primary = GroupedPointwiseShuffle(in_channels, primary, groups=groups, ungrouped_upto=ungrouped_upto, bn=False)
         self.cheap = depthwise3x3(primary)
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.ReLU6(inplace=True) if act else nn.Identity()

@@ -13,61 +13,15 @@ mix information across the groups again, for a fraction of the dense cost.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from edgekit.models.layers.channel_interleave import ChannelInterleave
+
 NormLayer = Callable[[int], nn.Module]
 ActivationLayer = Callable[[], nn.Module]
-
-
-class ChannelInterleave(nn.Module):
-    """Channel interleave (channel shuffle) that exports to ONNX as Reshape/Transpose/Reshape.
-
-    Lays the ``channels`` out in rows of ``step`` (a grouped conv's outputs per group) and reads
-    them column by column, so consecutive output channels come from different groups: channel
-    ``g * step + j`` moves to ``j * rows + g``. This is Keras ``InterleaveChannels(step)`` and, when
-    ``step`` divides ``channels``, torchvision's channel shuffle with ``channels // step`` groups.
-    Built from reshape/transpose with the channel layout fixed at construction (no index tensors),
-    so the ONNX graph has no Gather/ScatterND. A traced export fixes the spatial size (the batch
-    axis stays dynamic), as edgekit's fixed-resolution exports do anyway.
-    """
-
-    def __init__(self, channels: int, step: int) -> None:
-        super().__init__()
-        if not 2 <= step <= channels:
-            raise ValueError(f"interleave step must be in [2, {channels}] for {channels} channels, got {step}")
-        self.channels, self.step = channels, step
-        self.rows, self.rest = divmod(channels, step)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        if torch.jit.is_tracing():
-            # Bake the spatial size into the graph: edgekit exports a fixed resolution with a
-            # dynamic batch axis, and constant Reshape targets (batch -1) keep the interleave plain
-            # Reshape/Transpose/Reshape instead of Shape/Gather/Concat chains per reshape.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                h, w = int(h), int(w)
-        rows, step, rest = self.rows, self.step, self.rest
-        if rest == 0:
-            return x.reshape(-1, rows, step, h, w).transpose(1, 2).reshape(-1, self.channels, h, w)
-        # A short last row (only the 2022 layout hits this, e.g. 112 channels in steps of 3):
-        # its ``rest`` channels end the first ``rest`` columns. Slice/Reshape/Transpose/Concat.
-        columns = x[:, :rows * step].reshape(-1, rows, step, h, w).transpose(1, 2)
-        tail = x[:, rows * step:].reshape(-1, rest, 1, h, w)
-        long_columns = torch.cat([columns[:, :rest], tail], dim=2).reshape(-1, rest * (rows + 1), h, w)
-        return torch.cat([long_columns, columns[:, rest:].reshape(-1, (step - rest) * rows, h, w)], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, step={self.step}"
-
-
-def interleave_channels(x: torch.Tensor, step: int) -> torch.Tensor:
-    """Functional :class:`ChannelInterleave` (eager use; modules export more cleanly)."""
-    return ChannelInterleave(x.shape[1], step)(x)
 
 
 def _conv_unit(in_channels: int, out_channels: int, groups: int, *, norm_layer: NormLayer | None,
@@ -114,7 +68,7 @@ class _PointwiseBase(nn.Module):
         return self.conv2(y) + k
 
 
-class GroupedPointwise(_PointwiseBase):
+class GroupedPointwiseInterleave(_PointwiseBase):
     """kEffNet (2021) replacement for a ``Cin -> F`` 1x1 conv.
 
     ``G = pointwise_groups(Cin, F, channels_per_group)``; with ``G <= 1`` it is the plain 1x1 conv.
@@ -179,7 +133,7 @@ class PaddedGroupConv(nn.Module):
         return torch.cat([y, self.remainder(x[:, :self.remainder_inputs])], dim=1)
 
 
-class GroupedPointwiseV2(_PointwiseBase):
+class PaddedGroupedPointwiseInterleave(_PointwiseBase):
     """kEffNet 2022 replacement for a 1x1 conv, without divisibility constraints (``kConv2DType10``).
 
     Layers with few inputs stay dense (Cin <= 2 * ch, or Cin <= ch for an expansion: grouping
