@@ -60,7 +60,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    context = init_distributed(config.device)
+    context = init_distributed(config.loop.device)
     try:
         return _train(config, context)
     finally:
