@@ -58,6 +58,7 @@ class DataSource:
                                   val_dir=self.val_data, subset=self.subset, augment=self.augment,
                                   download=self.download and may_download, verbose=verbose)
 
+
 @dataclass(frozen=True)
 class Augmentation:
     """The papers' CIFAR recipe: RandomCrop(size, padding) + horizontal flip; padding 0 = no crop."""

@@ -3,6 +3,7 @@
 Rank 0 alone prints, logs and writes checkpoints; every rank computes. The global batch is split
 evenly over the ranks, so a run's hyper-parameters mean the same at any world size, and 1 process
 with batch B takes the same optimiser steps as N processes with B/N each (up to float summation order).
+The epochs are the engine's (``epochs.py``); a run adds its folder: checks, checkpoints, the log, resuming.
 """
 
 from __future__ import annotations
