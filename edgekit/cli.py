@@ -264,6 +264,8 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
                   num_classes, in_channels, input_size, option, seed, augment, device, amp, channels_last, sync_bn,
                   threads, workers, resume, force, download, nproc, nnodes, rdzv_endpoint) -> None:
     """Train a registered model (CPU, or CUDA with DDP through torchrun); writes checkpoints and a log."""
+    from edgekit.train.data import DataSource
+    from edgekit.train.epochs import LoopSettings
     from edgekit.train.loop import TrainConfig, train
     from edgekit.train.start import is_rank_zero, launch_ranks, model_and_preprocessing, under_torchrun
 
@@ -276,12 +278,11 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
         launch_ranks(Launch(nproc, nnodes, rdzv_endpoint), recipe, rank_args, out=Path(out), data=data,
                      val_data=val_data, resume=resume, force=force)
         return
-    result = train(TrainConfig(
-        model=config, preprocessing=preprocessing, data=data, out=Path(out), recipe=recipe, val_fraction=val_fraction,
-        val_data=val_data, subset=subset, seed=seed, augment=augment, device=device, amp=amp,
-        channels_last=channels_last, sync_batchnorm=sync_bn, threads=threads, workers=workers, resume=resume,
-        force=force, download=download,
-    ))
+    loop = LoopSettings(recipe=recipe, seed=seed, device=device, amp=amp, channels_last=channels_last,
+                        sync_batchnorm=sync_bn, threads=threads, workers=workers)
+    source = DataSource(data, preprocessing, val_fraction=val_fraction, val_data=val_data, subset=subset,
+                        augment=augment, download=download)
+    result = train(TrainConfig(model=config, data=source, loop=loop, out=Path(out), resume=resume, force=force))
     if is_rank_zero():
         click.echo(str(result.best_checkpoint))
 

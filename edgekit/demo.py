@@ -18,7 +18,6 @@ from edgekit.errors import EdgekitError
 from edgekit.outputs import check_folder_location
 from edgekit.progress import say
 from edgekit.stages.bench_table import print_table
-from edgekit.training import FitConfig, fit
 
 MODEL = "small_cnn"
 EPOCHS = 10
@@ -61,6 +60,9 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
     from edgekit.stages.bench import bench_artifact
     from edgekit.stages.build import BuildOptions, build_artifact
+    from edgekit.train.data import in_memory_data
+    from edgekit.train.epochs import LoopSettings, fit
+    from edgekit.train.recipes import IN_MEMORY_RECIPE, get_recipe
 
     workdir = _claim_workdir(Path(workdir))
     train_dir, val_dir = write_digits(workdir / "digits")
@@ -68,10 +70,13 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     preprocessing = get_spec(MODEL).preprocessing(in_channels=1)
     train, val = labelled_images(train_dir), labelled_images(val_dir)
     say(f"digits: {len(train)} training and {len(val)} held-out images, upscaled 8x8 -> 32x32 grayscale")
-    x_train, x_val = train.load(preprocessing), val.load(preprocessing)
+    data = in_memory_data((train.load(preprocessing), train.labels), (val.load(preprocessing), val.labels),
+                          preprocessing=preprocessing, classes=train.classes)
     model = build_model(config)
-    fit(model, x_train, np.asarray(train.labels), FitConfig(epochs=epochs or EPOCHS),
-        val=(x_val, np.asarray(val.labels)))
+    history = fit(model, data, LoopSettings(get_recipe(IN_MEMORY_RECIPE).with_overrides(epochs=epochs or EPOCHS)))
+    last = history[-1]
+    say(f"trained {len(history)} epochs: loss {last['train_loss']:.3f}, "
+        f"validation accuracy {100 * last['val_accuracy']:.1f}%")
     checkpoint = save_checkpoint(workdir / f"{MODEL}_digits.pt", config, model.state_dict())
     artifact = build_artifact(MODEL, "cpu", workdir / f"{MODEL}-digits-cpu", weights=checkpoint,
                               options=BuildOptions(calib=train_dir, calib_size=300, force=True))

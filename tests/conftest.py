@@ -58,17 +58,22 @@ def trained_tiny(pattern_data, tmp_path_factory) -> dict:
     """tiny_cnn trained on the pattern task; returns the checkpoint path and validation accuracy."""
     from edgekit.data import labelled_images
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
-    from edgekit.training import FitConfig, accuracy, fit
+    from edgekit.train.data import in_memory_data
+    from edgekit.train.epochs import LoopSettings, evaluate, fit
+    from edgekit.train.recipes import IN_MEMORY_RECIPE, get_recipe
 
     config = default_config("tiny_cnn", num_classes=len(CLASSES))
     preprocessing = get_spec("tiny_cnn").preprocessing()
     train, val = labelled_images(pattern_data["train"]), labelled_images(pattern_data["val"])
     x_train, x_val = train.load(preprocessing), val.load(preprocessing)
+    data = in_memory_data((x_train, train.labels), (x_val, val.labels), preprocessing=preprocessing,
+                          classes=train.classes)
     model = build_model(config)
-    fit(model, x_train, np.asarray(train.labels), FitConfig(epochs=8, batch_size=32, lr=1e-2))
+    recipe = get_recipe(IN_MEMORY_RECIPE).with_overrides(epochs=8, batch_size=32, lr=1e-2)
+    fit(model, data, LoopSettings(recipe))
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", config, model.state_dict(),
                            classes=train.classes)
-    return {"checkpoint": path, "val_accuracy": accuracy(model, x_val, np.asarray(val.labels)),
+    return {"checkpoint": path, "val_accuracy": evaluate(model, data.val)["val_accuracy"],
             "model": model, "x_val": x_val, "y_val": np.asarray(val.labels)}
 
 

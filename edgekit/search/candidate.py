@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edgekit.models import ModelConfig, build_model, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.search.weight_transfer import transfer_weights
-from edgekit.training import FitConfig, accuracy, fit
+from edgekit.train.data import load_arrays
+from edgekit.train.epochs import LoopSettings, fit
+from edgekit.train.recipes import IN_MEMORY_RECIPE, get_recipe
 
 
 def train_candidate(job: dict) -> dict:
@@ -31,15 +31,15 @@ def train_candidate(job: dict) -> dict:
     if job["parent"] is not None:
         parent = module_from_checkpoint(read_checkpoint(job["parent"]))
         transfer = transfer_weights(parent, model)
-    data = np.load(job["data"])
+    data = load_arrays(job["data"])
     started = time.monotonic()
     minutes = job.get("minutes")
-    history = fit(model, data["x_train"], data["y_train"],
-                  FitConfig(epochs=int(job["epochs"]), batch_size=int(job["batch_size"]), lr=float(job["lr"]),
-                            seed=int(job["seed"]), max_seconds=minutes * 60 if minutes else None,
-                            verbose=bool(job.get("verbose", False))))
+    recipe = get_recipe(IN_MEMORY_RECIPE).with_overrides(epochs=int(job["epochs"]), batch_size=int(job["batch_size"]),
+                                                         lr=float(job["lr"]))
+    history = fit(model, data, LoopSettings(recipe, seed=int(job["seed"]), max_seconds=minutes * 60 if minutes else None,
+                                            verbose=bool(job.get("verbose", False))))
     seconds = time.monotonic() - started
-    val_accuracy = accuracy(model, data["x_val"], data["y_val"])
+    val_accuracy = history[-1]["val_accuracy"]  # the trained model's, measured after its last epoch
     save_checkpoint(Path(job["out"]), config, model.state_dict(), preprocessing=job["preprocessing"])
-    return {"checkpoint": job["out"], "val_accuracy": val_accuracy, "train_loss": history[-1]["loss"],
+    return {"checkpoint": job["out"], "val_accuracy": val_accuracy, "train_loss": history[-1]["train_loss"],
             "epochs": len(history), "train_seconds": seconds, "transfer": transfer}

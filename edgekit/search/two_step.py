@@ -19,11 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edgekit.artifact import read_manifest, write_manifest
 from edgekit.checks import require_int, require_number
-from edgekit.data import Preprocessing, labelled_images, split_per_class
+from edgekit.data import Preprocessing
 from edgekit.errors import EdgekitError
 from edgekit.models import ModelConfig, default_config
 from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
@@ -34,6 +32,7 @@ from edgekit.search.candidate import train_candidate
 from edgekit.search.report import mark_pareto, write_results
 from edgekit.stages.build import BuildOptions, build_artifact
 from edgekit.targets import load_target
+from edgekit.train.data import in_memory_data, save_arrays, split_folder, standardise
 
 
 @dataclass(frozen=True)
@@ -112,8 +111,7 @@ class _Search:
     # -- data ---------------------------------------------------------------------------------
     def _prepare_data(self, data_dir: Path) -> None:
         s = self.settings
-        images = labelled_images(data_dir)
-        train, val = split_per_class(images, val_fraction=s.val_fraction, seed=s.seed)
+        train, val = split_folder(data_dir, val_fraction=s.val_fraction, seed=s.seed)
         channels = 1 if s.grayscale else 3
         total = channels + len(s.derived)
         raw = Preprocessing(input_size=(s.input_size, s.input_size), channels=channels,
@@ -121,20 +119,15 @@ class _Search:
         with progress("loading images", len(train) + len(val)) as advance:
             x_train, x_val = train.load(raw, progress=advance), val.load(raw, progress=advance)
         # Normalisation statistics from the training split only, recorded with every checkpoint.
-        mean = x_train.mean(axis=(0, 2, 3))
-        std = x_train.std(axis=(0, 2, 3)) + 1e-6
-        self.preprocessing = Preprocessing(input_size=raw.input_size, channels=channels,
-                                           mean=tuple(float(m) for m in mean), std=tuple(float(v) for v in std),
-                                           derived=s.derived)
-        scale = lambda x: ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)  # noqa: E731
-        self.data_path = self.work / "data.npz"
-        np.savez(self.data_path, x_train=scale(x_train), y_train=np.asarray(train.labels),
-                 x_val=scale(x_val), y_val=np.asarray(val.labels))
+        x_train, x_val, self.preprocessing = standardise(x_train, x_val, raw)
+        data = in_memory_data((x_train, train.labels), (x_val, val.labels), preprocessing=self.preprocessing,
+                              classes=train.classes)
+        self.data_path = save_arrays(data, self.work / "data.npz")
         self.calibration_dir = self._link_images(train, self.work / "train_images")
         self._link_images(val, self.work / "val_images")  # for `edgekit bench --data` on held-out images
-        self.classes = images.classes
+        self.classes = train.classes
         self.split_sizes = {"train": len(train), "val": len(val)}
-        say(f"{len(images.classes)} classes: {len(train)} training and {len(val)} validation images "
+        say(f"{len(self.classes)} classes: {len(train)} training and {len(val)} validation images "
             f"({total} input channels: {'gray' if channels == 1 else 'RGB'}"
             + (f" + {'+'.join(s.derived)}" if s.derived else "") + ")")
 

@@ -29,7 +29,7 @@ from edgekit.models.pruned_shapes import pruned_shapes
 from edgekit.prune.structured import prune_channels
 from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity, sparsity
 from edgekit.train.data import CIFAR10, load_training_data
-from edgekit.train.finetune import evaluate, fine_tune
+from edgekit.train.epochs import LoopSettings, evaluate, fit
 from edgekit.train.recipes import Recipe
 
 METHODS = ("l1-unstructured", "channels")
@@ -82,11 +82,12 @@ def _split_of(checkpoint: Checkpoint, settings: PruneSettings, weights: Path) ->
     return val_fraction or 0.1, 0 if seed is None else seed
 
 
-def _finetune_recipe(settings: PruneSettings):
+def _finetune(settings: PruneSettings, seed: int):
     # Short fine-tunes: SGD with a one-cycle schedule at a modest peak (not from the papers, which
     # fine-tuned at 1e-4 with early stopping over many epochs).
-    return Recipe("prune-finetune", optimizer="sgd", lr=settings.lr, weight_decay=5e-4, batch_size=settings.batch_size,
-                  epochs=settings.finetune_epochs, schedule="onecycle", pct_start=0.2, source="edgekit fine-tune")
+    recipe = Recipe("prune-finetune", optimizer="sgd", lr=settings.lr, weight_decay=5e-4, batch_size=settings.batch_size,
+                    epochs=settings.finetune_epochs, schedule="onecycle", pct_start=0.2, source="edgekit fine-tune")
+    return LoopSettings(recipe, seed=seed, device="cpu", verbose=settings.verbose)
 
 
 def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: PruneSettings) -> PruneResult:
@@ -109,9 +110,9 @@ def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: 
         raise EdgekitError(f"{data} has {len(dataset.classes)} classes, {weights} has {checkpoint.config.num_classes} outputs")
     with atomic_folder(plan) as staging:
         if settings.method == "l1-unstructured":
-            rounds, extra, model = _unstructured(model, dataset, checkpoint.config, settings, seed)
+            rounds, extra, model = _unstructured(model, dataset, settings, seed)
         else:
-            rounds, extra, model = _channels(model, dataset, checkpoint.config, preprocessing, settings, seed)
+            rounds, extra, model = _channels(model, dataset, preprocessing, settings, seed)
         summary = _summary(weights, checkpoint.config, model, settings, rounds, val_fraction, seed)
         save_checkpoint(staging / "pruned.pt", checkpoint.config, _state_dict(model),
                         preprocessing=checkpoint.preprocessing, pruning=summary, **extra)
@@ -131,16 +132,14 @@ def _record(stage: str, model, metrics: dict, **extra) -> dict:
             "params": sum(p.numel() for p in model.parameters()), **extra}
 
 
-def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: int):
-    recipe = _finetune_recipe(settings)
-    rounds = [_record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))]
+def _unstructured(model, dataset, settings: PruneSettings, seed: int):
+    rounds = [_record("parent", model, evaluate(model, dataset.val))]
     total = rounds_for_sparsity(settings.sparsity, amount=settings.amount)
     for index in range(1, total + 1):
         started = time.monotonic()
         prune_round(model, amount=settings.amount)
-        pruned = evaluate(model, dataset, model_config=model_config, recipe=recipe)
-        history = fine_tune(model, dataset, recipe, model_config=model_config, seed=seed + index,
-                            verbose=settings.verbose)
+        pruned = evaluate(model, dataset.val)
+        history = fit(model, dataset, _finetune(settings, seed + index))
         rounds.append(_record(f"round {index}", model, history[-1], accuracy_before_finetune=pruned["val_accuracy"],
                               seconds=round(time.monotonic() - started, 1)))
         if settings.verbose:
@@ -151,9 +150,8 @@ def _unstructured(model, dataset, model_config, settings: PruneSettings, seed: i
     return rounds, {}, model
 
 
-def _channels(model, dataset, model_config, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
-    recipe = _finetune_recipe(settings)
-    parent = _record("parent", model, evaluate(model, dataset, model_config=model_config, recipe=recipe))
+def _channels(model, dataset, preprocessing: Preprocessing, settings: PruneSettings, seed: int):
+    parent = _record("parent", model, evaluate(model, dataset.val))
     started = time.monotonic()
     model.eval()
     # Real images: prune_channels checks the pruned network against the original on this batch.
@@ -162,8 +160,8 @@ def _channels(model, dataset, model_config, preprocessing: Preprocessing, settin
     for line in result.skipped:
         warn(f"not pruned: {line}")
     model = result.model
-    pruned = evaluate(model, dataset, model_config=model_config, recipe=recipe)
-    history = fine_tune(model, dataset, recipe, model_config=model_config, seed=seed, verbose=settings.verbose)
+    pruned = evaluate(model, dataset.val)
+    history = fit(model, dataset, _finetune(settings, seed))
     after = _record("channels pruned + fine-tuned", model, history[-1], accuracy_before_finetune=pruned["val_accuracy"],
                     macs=result.macs_after, params_before=result.params_before, macs_before=result.macs_before,
                     skipped=list(result.skipped), seconds=round(time.monotonic() - started, 1))

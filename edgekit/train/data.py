@@ -1,4 +1,5 @@
-"""Training data: an ImageFolder tree split deterministically into train/validation, or CIFAR-10.
+"""Training data: an ImageFolder tree split deterministically into train/validation, CIFAR-10, or
+arrays already in memory (the demo, the search's candidates, the tests).
 
 Images are decoded and preprocessed once into memory (float32 NCHW, normalised as the model and
 its artifact expect); augmentation then works on tensors. Augmentation randomness is a function of
@@ -8,18 +9,55 @@ or loader workers, and a resumed run continues exactly where the interrupted one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.checks import require_int, require_number
 from edgekit.data.folders import ImageSet, check_decoded_size, find_images, split_per_class
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
+from edgekit.outputs import is_within
 from edgekit.progress import progress
 
 CIFAR10 = "cifar10"
-# Decoded float32 images above this size would not fit comfortably in one process per rank.
+IN_MEMORY = "arrays"  # the source recorded for data handed over as arrays
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where ``edgekit train`` reads its images and how it holds some out for validation."""
+
+    source: str  # an ImageFolder tree, or "cifar10"
+    preprocessing: Preprocessing
+    val_fraction: float = 0.1
+    val_data: str | None = None
+    subset: int | None = None  # train on a deterministic sample of the training split
+    augment: bool = True
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        require_number("--val-fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
+        require_int("--subset", self.subset, 1, optional=True)
+        if self.val_data is not None and self.source != CIFAR10:
+            train, val = Path(self.source).resolve(), Path(self.val_data).resolve()
+            if is_within(train, val) or is_within(val, train):
+                # Validating on training images would report a meaningless accuracy.
+                raise EdgekitError(f"--val-data {self.val_data} overlaps --data {self.source}; give a separate folder")
+
+    @property
+    def inputs(self) -> dict:
+        """The folders a run's outputs must stay clear of."""
+        return {"training data": None if self.source == CIFAR10 else self.source, "validation data": self.val_data}
+
+    def load(self, *, seed: int, verbose: bool = True, may_download: bool = True) -> TrainingData:
+        """``may_download``: False on all ranks but one, so a job fetches CIFAR-10 once."""
+        return load_training_data(self.source, self.preprocessing, val_fraction=self.val_fraction, seed=seed,
+                                  val_dir=self.val_data, subset=self.subset, augment=self.augment,
+                                  download=self.download and may_download, verbose=verbose)
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -90,7 +128,9 @@ def _decode(images: ImageSet, preprocessing: Preprocessing, what: str, verbose: 
         return images.load(preprocessing, progress=advance)
 
 
-def _folder_sets(root: str, val_dir: str | None, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+def split_folder(root: str | Path, *, val_fraction: float, seed: int,
+                 val_dir: str | None = None) -> tuple[ImageSet, ImageSet]:
+    """An ImageFolder tree -> (training, validation) image sets: a stratified seeded split, or ``val_dir``."""
     images = find_images(root, purpose="training data")
     if images.labels is None:
         raise EdgekitError(f"training data {root} must be an ImageFolder tree: one sub-folder per class")
@@ -126,7 +166,7 @@ def load_training_data(source: str, preprocessing: Preprocessing, *, val_fractio
                                                                  subset=subset, download=download,
                                                                  root=cifar_root, verbose=verbose)
     else:
-        train_set, val_set = _folder_sets(source, val_dir, val_fraction, seed)
+        train_set, val_set = split_folder(source, val_fraction=val_fraction, seed=seed, val_dir=val_dir)
         train_set = train_set.subset(subset, seed=seed)
         check_decoded_size(len(train_set) + len(val_set), preprocessing, str(source))
         train_x = _decode(train_set, preprocessing, f"{len(train_set)} training images", verbose)
@@ -140,6 +180,62 @@ def load_training_data(source: str, preprocessing: Preprocessing, *, val_fractio
         val=TensorImages(val_x, val_y, augmentation=None, fill=fill, seed=seed),
         classes=classes, fingerprint=fingerprint,
     )
+
+
+def in_memory_data(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
+                   preprocessing: Preprocessing, classes: list[str] | None = None, augment: bool = False,
+                   seed: int = 0) -> TrainingData:
+    """Images already preprocessed (float32 NCHW, normalised by ``preprocessing``) and their labels."""
+    (train_x, train_y), (val_x, val_y) = train, val
+    for name, images, labels in (("training", train_x, train_y), ("validation", val_x, val_y)):
+        if np.ndim(images) != 4 or len(images) != len(labels):
+            raise EdgekitError(f"{name} arrays must be N images (N, C, H, W) and N labels, "
+                               f"got shapes {np.shape(images)} and {np.shape(labels)}")
+    if classes is None:
+        classes = [str(i) for i in range(int(max(np.max(train_y), np.max(val_y, initial=0))) + 1)]
+    fill = tuple(-m / s for m, s in zip(preprocessing.mean, preprocessing.std))
+    augmentation = Augmentation.cifar_style(preprocessing.input_size[0]) if augment else None
+    fingerprint = {"source": IN_MEMORY, "train_images": len(train_y), "val_images": len(val_y),
+                   "classes": list(classes), "preprocessing": preprocessing.to_dict()}
+    return TrainingData(
+        train=TensorImages(train_x, train_y, augmentation=augmentation, fill=fill, seed=seed),
+        val=TensorImages(val_x, val_y, augmentation=None, fill=fill, seed=seed),
+        classes=list(classes), fingerprint=fingerprint,
+    )
+
+
+def save_arrays(data: TrainingData, path: Path) -> Path:
+    """In-memory training data -> one .npz (how the search hands its split to worker processes)."""
+    meta = {"classes": data.classes, "preprocessing": data.fingerprint["preprocessing"]}
+    np.savez(path, x_train=data.train.images.numpy(), y_train=data.train.labels.numpy(),
+             x_val=data.val.images.numpy(), y_val=data.val.labels.numpy(), meta=json.dumps(meta))
+    return path
+
+
+def load_arrays(path: str | Path, *, augment: bool = False, seed: int = 0) -> TrainingData:
+    """The inverse of :func:`save_arrays`."""
+    with np.load(path, allow_pickle=False) as arrays:
+        meta = json.loads(str(arrays["meta"]))
+        return in_memory_data((arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"]),
+                              preprocessing=Preprocessing.from_dict(meta["preprocessing"]), classes=meta["classes"],
+                              augment=augment, seed=seed)
+
+
+def standardise(train_x: np.ndarray, val_x: np.ndarray,
+                preprocessing: Preprocessing) -> tuple[np.ndarray, np.ndarray, Preprocessing]:
+    """Normalise both splits by the per-channel mean and std of the training split alone.
+
+    ``train_x``/``val_x`` were decoded with ``preprocessing`` (mean 0, std 1); the returned
+    preprocessing carries the statistics, so the checkpoint's artifact normalises the same way.
+    """
+    mean = train_x.mean(axis=(0, 2, 3))
+    std = train_x.std(axis=(0, 2, 3)) + 1e-6
+    fitted = replace(preprocessing, mean=tuple(float(m) for m in mean), std=tuple(float(v) for v in std))
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+
+    return scale(train_x), scale(val_x), fitted
 
 
 def _cifar10_split(preprocessing: Preprocessing, *, val_fraction: float, seed: int, subset: int | None,

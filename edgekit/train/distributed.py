@@ -63,6 +63,11 @@ def init_distributed(device_choice: str = "auto") -> DistContext:
     return DistContext(rank, world_size, local_rank, local_world_size, device, backend)
 
 
+def single_process(device_choice: str = "cpu") -> DistContext:
+    """World size 1 without looking at torchrun's variables: training inside another stage or a worker."""
+    return DistContext(0, 1, 0, 1, _choose_device(device_choice, 0), None)
+
+
 def shutdown(context: DistContext) -> None:
     import torch.distributed as dist
 

@@ -26,6 +26,9 @@ class Recipe:
     base_lr_ratio: float = 0.01  # cyclical: base_lr = lr * ratio
     plateau_patience: int = 5
     plateau_factor: float = 0.1
+    # False: every batch is full (the last partial one is dropped). True: the partial last batch
+    # trains too, unless it holds one image, which BatchNorm cannot normalise in training mode.
+    partial_batches: bool = False
     source: str = ""
 
     @property
@@ -37,8 +40,14 @@ class Recipe:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        if not self.partial_batches:
+            # Recorded only when set, so runs written before the field existed still resume.
+            del record["partial_batches"]
+        return record
 
+
+IN_MEMORY_RECIPE = "adamw-onecycle"
 
 RECIPES = {
     recipe.name: recipe
@@ -55,6 +64,10 @@ RECIPES = {
                schedule="cyclical", cycles=5, momentum=0.0,
                source="Schwarz Schuler et al. (kEffNet): RMSprop, cyclical learning rate, batch 64, 50 epochs. "
                       "The cycle shape is Smith's triangular2 (the papers do not give theirs)"),
+        Recipe(IN_MEMORY_RECIPE, optimizer="adamw", lr=3e-3, weight_decay=1e-4, batch_size=64, epochs=10,
+               schedule="onecycle", pct_start=0.3, partial_batches=True,
+               source="edgekit: short runs on in-memory arrays (the demo, the search's candidates, the tests); "
+                      "AdamW, OneCycle with torch's default 30% warm-up, every image of an epoch trained"),
     )
 }
 

@@ -69,8 +69,7 @@ def test_logged_validation_of_a_ddp_run_is_the_checkpoint_s_accuracy(pattern_dat
     from edgekit.models import build_model
     from edgekit.models.checkpoint import read_checkpoint
     from edgekit.train.data import load_training_data
-    from edgekit.train.finetune import evaluate
-    from edgekit.train.recipes import get_recipe
+    from edgekit.train.epochs import evaluate
     from edgekit.data.preprocessing import Preprocessing
 
     args = ("--model", "tiny_cnn", "--epochs", "2", "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0.3")
@@ -81,7 +80,7 @@ def test_logged_validation_of_a_ddp_run_is_the_checkpoint_s_accuracy(pattern_dat
     model.load_state_dict(checkpoint.state_dict)
     data = load_training_data(str(pattern_data["train"]), Preprocessing.from_dict(checkpoint.preprocessing),
                               val_fraction=0.3, seed=0, verbose=False)
-    measured = evaluate(model, data, model_config=checkpoint.config, recipe=get_recipe("sgd-onecycle"))
+    measured = evaluate(model, data.val)
     logged = json.loads((tmp_path / "bn" / "log.json").read_text())[-1]
     assert measured["val_accuracy"] == logged["val_accuracy"]
     assert abs(measured["val_loss"] - logged["val_loss"]) < 1e-4
