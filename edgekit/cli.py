@@ -148,7 +148,7 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
     SSH and measured there (the board needs python3, numpy and onnxruntime only).
     """
     from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.bench_table import print_table
+    from edgekit.reporting import print_table
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
                             json_path=json_path, csv_path=csv_path, board=board)
@@ -223,7 +223,7 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
                   force) -> None:
     """Prune a trained checkpoint and fine-tune it; the result builds like any checkpoint."""
     from edgekit.stages.prune import PruneSettings, prune_checkpoint
-    from edgekit.stages.prune_table import print_rounds
+    from edgekit.reporting import print_rounds
 
     settings = PruneSettings(method=method, sparsity=sparsity, amount=amount, finetune_epochs=finetune_epochs,
                              finetune_subset=finetune_subset, lr=lr, batch_size=batch_size, force=force)

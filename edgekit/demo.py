@@ -59,7 +59,7 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     from edgekit.data import labelled_images
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
     from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.bench_table import print_table
+    from edgekit.reporting import print_table
     from edgekit.stages.build import BuildOptions, build_artifact
     from edgekit.training import FitConfig, fit
 
