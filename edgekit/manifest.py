@@ -94,9 +94,9 @@ class ModelInfo:
     """Which network this is (``model``): its registry config when it came from edgekit's registry."""
 
     name: str
-    source: str | None = None
+    source: str | None = None  # "registry" or "onnx"
     config: ModelConfig | None = None
-    weights: str | None = None
+    weights: Mapping | None = None  # {"path", "sha256"} of the user's weights, if any
 
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source,
@@ -279,7 +279,8 @@ class Int8Tradeoff:
 
 
 def _section(record: dict, key: str, kind):
-    """An unvalidated section: typed when it is an object, absent otherwise (as readers treated it)."""
+    """A section the schema never checked: typed when it is an object, else read as absent (no reader
+    relies on it for safety, and refusing it now would refuse artifacts that bench reads today)."""
     value = record.get(key)
     return kind.from_dict(value) if isinstance(value, dict) else None
 
