@@ -29,7 +29,7 @@ from edgekit.data import find_images
 from edgekit.data.folders import split_per_class
 from edgekit.models.checkpoint import read_checkpoint
 from edgekit.stages.bench import bench_artifact
-from edgekit.stages.bench_table import flatten
+from edgekit.reporting import flatten
 from edgekit.stages.build import BuildOptions, build_artifact
 from edgekit.stages.prune import PruneResult, PruneSettings, prune_checkpoint
 

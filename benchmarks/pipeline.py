@@ -26,7 +26,7 @@ from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.stages.bench import bench_artifact
-from edgekit.stages.bench_table import flatten, print_table
+from edgekit.reporting import flatten, print_table
 from edgekit.artifact import read_manifest
 from edgekit.stages.build import BuildOptions, build_artifact
 
@@ -104,10 +104,10 @@ def main() -> int:
             print_table(report)
             manifest = read_manifest(artifact)
             summary["runs"].append({"model": name, "options": config.options, "target": target, "bench": report,
-                                    "parity": manifest["export"]["parity"],
-                                    "build_latency_check": manifest["latency_check"],
-                                    "recommended_model": manifest["recommended_model"],
-                                    "recommendation_reason": manifest["recommendation_reason"]})
+                                    "parity": manifest.export["parity"],
+                                    "build_latency_check": manifest.latency_check.to_dict(),
+                                    "recommended_model": manifest.recommended_model,
+                                    "recommendation_reason": manifest.recommendation_reason})
             rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
     write_results(out, args.tag, summary, rows)
     return 0

@@ -205,7 +205,7 @@ def worker_command() -> list:
 
 # ---- commands ------------------------------------------------------------------------------------
 # bench checks the artifact before anything runs: it comes from elsewhere, its manifest says which
-# files onnxruntime parses, and this script cannot import edgekit.artifact's checks.
+# files onnxruntime parses, and this script cannot import edgekit.manifest's checks.
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())[:200]

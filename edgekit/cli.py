@@ -20,8 +20,8 @@ from edgekit.errors import EdgekitError
 from edgekit.isa import probe_local
 from edgekit.remote.probe import probe_board
 from edgekit.remote.ssh import Board
-from edgekit.stages.bench_table import print_table
-from edgekit.stages.prune_table import print_rounds
+from edgekit.reporting import print_table
+from edgekit.reporting import print_rounds
 from edgekit.targets import list_targets, load_target
 from edgekit.train.distributed import Launch
 from edgekit.train.recipes import RECIPES, get_recipe

@@ -17,7 +17,7 @@ from edgekit.data import labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.outputs import check_folder_location
 from edgekit.progress import say
-from edgekit.stages.bench_table import print_table
+from edgekit.reporting import print_table
 
 MODEL = "small_cnn"
 EPOCHS = 10

@@ -257,3 +257,40 @@ def test_infer_names_a_missing_file_in_one_line(lone_runner, cpu_artifact, tmp_p
     done = run(lone_runner, "infer", cpu_artifact / "model_int8.onnx", tmp_path / "in.npy", tmp_path / "o.npy",
                "--threads", -1)
     assert done.returncode == 2 and "--threads must be >= 0, got -1" in done.stderr
+
+
+# The runner reads manifest.json with literal keys (it cannot import edgekit): each must be the
+# name of a field of the record that edgekit.manifest writes under that key.
+RUNNER_KEYS = {"files": "ArtifactManifest", "models": "ArtifactManifest", "input": "ArtifactManifest",
+               "target": "ArtifactManifest", "model": "ArtifactManifest", "sha256": "FileRecord",
+               "bytes": "FileRecord", "file": "ModelEntry", "runtime": "ModelEntry", "precision": "ModelEntry",
+               "companions": "ModelEntry", "shape": "InputSpec", "threads": "TargetRecord", "name": "ModelInfo"}
+
+
+def _manifest_keys_read_by_the_runner() -> set[str]:
+    """String keys the runner's manifest readers subscript, .get() or loop over."""
+    tree = ast.parse(open(RUNNER).read())
+    readers = [node for node in ast.walk(tree)
+               if isinstance(node, ast.FunctionDef) and node.name in ("_check_manifest", "_verified", "bench")]
+    keys = set()
+    for function in readers:
+        for node in ast.walk(function):
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                keys.add(node.slice.value)
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                keys.add(node.args[0].value)
+            elif isinstance(node, ast.comprehension | ast.For) and isinstance(node.iter, ast.Tuple):
+                keys |= {item.value for item in node.iter.elts if isinstance(item, ast.Constant)}
+    return {key for key in keys if isinstance(key, str)}
+
+
+def test_the_runners_manifest_keys_are_the_records_field_names():
+    import dataclasses
+
+    from edgekit import manifest
+
+    assert _manifest_keys_read_by_the_runner() == set(RUNNER_KEYS)
+    for key, record in RUNNER_KEYS.items():
+        assert key in {f.name for f in dataclasses.fields(getattr(manifest, record))}, (key, record)
+    assert "name" in {f.name for f in dataclasses.fields(manifest.TargetRecord)}  # target.name too

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edgekit.errors import EdgekitError
 from edgekit.isa import describe_host
+from edgekit.manifest import ArtifactManifest
 from edgekit.progress import progress, say, warn
 from edgekit.remote.ssh import Board, Connection, connect
 
@@ -50,14 +51,14 @@ def _upload(connection: Connection, remote_dir: str, files: list[tuple[Path, str
             connection.put(local, f"{remote_dir}/{relative}", progress=moved)
 
 
-def _artifact_files(folder: Path, manifest: dict) -> tuple[list[str], list[str]]:
+def _artifact_files(folder: Path, manifest: ArtifactManifest) -> tuple[list[str], list[str]]:
     """Relative names of what the runner needs, and the models it cannot run."""
     names, skipped = ["manifest.json"], []
-    for entry in manifest["models"]:
-        if entry["runtime"] != "onnxruntime":
-            skipped.append(entry["file"])
+    for entry in manifest.models:
+        if entry.runtime != "onnxruntime":
+            skipped.append(entry.file)
             continue
-        for name in (entry["file"], *entry.get("companions", [])):
+        for name in entry.names:
             path = (folder / name).resolve()
             if Path(name).is_absolute() or ".." in Path(name).parts or not path.is_file():
                 raise EdgekitError(f"manifest names {name!r}, which is not a file inside {folder}")
@@ -68,7 +69,7 @@ def _artifact_files(folder: Path, manifest: dict) -> tuple[list[str], list[str]]
     return names, skipped
 
 
-def measure_on_board(board: Board, folder: Path, manifest: dict, *, threads: int, runs: int, warmup: int,
+def measure_on_board(board: Board, folder: Path, manifest: ArtifactManifest, *, threads: int, runs: int, warmup: int,
                      data_path: Path | None) -> tuple[dict, list[dict]]:
     names, skipped = _artifact_files(folder, manifest)
     if skipped:

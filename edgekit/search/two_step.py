@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgekit.artifact import read_manifest, write_manifest
+from edgekit.artifact import read_manifest, write_folder_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data import Preprocessing
 from edgekit.errors import EdgekitError
@@ -188,7 +188,7 @@ class _Search:
                                           weights=candidate.checkpoint,
                                           options=BuildOptions(calib=self.calibration_dir, calib_size=self.settings.calib_size,
                                                                force=True))
-                latency = read_manifest(artifact)["latency_check"]["p50_ms"]
+                latency = read_manifest(artifact).latency_check.p50_ms
                 candidate.fp32_p50_ms, candidate.int8_p50_ms = latency.get("fp32"), latency.get("int8")
             candidate.score = 100 * candidate.val_accuracy - self.settings.latency_weight * (candidate.int8_p50_ms or 0.0)
 
@@ -211,7 +211,7 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
     # leaves nothing at --out (and its staging folder is swept by the next run).
     with atomic_folder(plan) as staging:
         summary = _run_steps(_Search(Path(data_dir), staging, settings), settings)
-        write_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
+        write_folder_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
     return summary
 
 

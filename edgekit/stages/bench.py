@@ -12,14 +12,15 @@ from edgekit.artifact import entry_bytes, read_manifest
 from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.checks import require_int
-from edgekit.data import ImageSet, Preprocessing, labelled_images
+from edgekit.data import ImageSet, labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.isa import describe_host
+from edgekit.manifest import ArtifactManifest
 from edgekit.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import progress, say, warn
 from edgekit.remote.bench import measure_on_board
 from edgekit.remote.ssh import Board
-from edgekit.stages.bench_table import csv_text, is_bench_csv
+from edgekit.reporting import csv_text, is_bench_csv
 
 REPORT_SCHEMA = "edgekit.bench/1"
 
@@ -28,46 +29,47 @@ def run_worker(job: dict) -> dict:
     return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
 
 
-def measure_models(folder: Path, manifest: dict, *, threads: int, runs: int, warmup: int,
+def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, runs: int, warmup: int,
                    data_path: Path | None = None, max_seconds: float | None = None,
                    label: str = "benchmarking") -> list[dict]:
     """One row per model entry of the manifest (in manifest order)."""
     rows = []
-    entries = manifest["models"]
+    entries = manifest.models
+    config = manifest.model.config
     with progress(label, len(entries)) as advance:
         for entry in entries:
             job = {
-                "runtime": entry["runtime"], "model_path": str(folder / entry["file"]), "threads": threads,
-                "runs": runs, "warmup": warmup, "input_shape": manifest["input"]["shape"],
-                "inference_precision": manifest["target"].get("inference_precision"),
-                "model_config": manifest["model"].get("config"),
+                "runtime": entry.runtime, "model_path": str(folder / entry.file), "threads": threads,
+                "runs": runs, "warmup": warmup, "input_shape": list(manifest.input.shape),
+                "inference_precision": manifest.target.inference_precision,
+                "model_config": config.to_dict() if config else None,
                 "data_path": str(data_path) if data_path else None,
             }
             if max_seconds:
                 job["max_seconds"] = max_seconds
             result = run_worker(job)
-            rows.append({"file": entry["file"], "runtime": entry["runtime"], "precision": entry["precision"],
+            rows.append({"file": entry.file, "runtime": entry.runtime, "precision": entry.precision,
                          "size_mb": entry_bytes(folder, entry) / 1e6, **result})
             advance()
     return rows
 
 
-def load_evaluation_images(data: str | Path, manifest: dict, *, limit: int) -> tuple[ImageSet, np.ndarray]:
+def load_evaluation_images(data: str | Path, manifest: ArtifactManifest, *, limit: int) -> tuple[ImageSet, np.ndarray]:
     """A deterministic sample of a labelled folder, preprocessed as the artifact's manifest says."""
     images = labelled_images(data).subset(limit, seed=0)
     with progress("loading evaluation images", len(images)) as advance:
-        array = images.load(Preprocessing.from_dict(manifest["preprocessing"]), progress=advance)
+        array = images.load(manifest.preprocessing, progress=advance)
     return images, array
 
 
-def output_labels(images: ImageSet, manifest: dict, data: str | Path) -> list[int]:
+def output_labels(images: ImageSet, manifest: ArtifactManifest, data: str | Path) -> list[int]:
     """Each image's label as the model's output index, matched by class name when the artifact has them.
 
     Folder order is no evidence: a renamed or reordered folder would silently score against the
     wrong outputs. Without recorded names (a bare state_dict, an ONNX input) the sorted folder
     order is the only guess, and the count must at least match.
     """
-    classes = manifest.get("classes")
+    classes = list(manifest.classes or [])
     folders = images.classes
     if classes:
         unknown = [name for name in folders if name not in classes]
@@ -79,7 +81,7 @@ def output_labels(images: ImageSet, manifest: dict, data: str | Path) -> list[in
             say(f"evaluating on {len(folders)} of the model's {len(classes)} classes")
         output_of = {name: classes.index(name) for name in folders}
         return [output_of[folders[label]] for label in images.labels]
-    expected = (manifest["model"].get("config") or {}).get("num_classes")
+    expected = manifest.model.config.num_classes if manifest.model.config else None
     if expected is not None and expected != len(folders):
         raise EdgekitError(f"evaluation data {data} has {len(folders)} class folders, the model has {expected} outputs, "
                            "and the artifact records no class names to match them by")
@@ -130,7 +132,7 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
     """Measure here, or on `board` over SSH (ONNX Runtime models only) with the same runner code."""
     folder = Path(artifact)
     manifest = read_manifest(folder)
-    threads = manifest["target"]["threads"] if threads is None else threads
+    threads = manifest.target.threads if threads is None else threads
     for option, value, low in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--limit", limit, 1),
                                ("--threads", threads, 1)):
         require_int(option, value, low)
@@ -154,8 +156,8 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
     for row in rows:
         row.pop("predictions", None)
     report = {
-        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest["model"]["name"],
-        "target": manifest["target"]["name"], "host": host,
+        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest.model.name,
+        "target": manifest.target.name, "host": host,
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
                      "eval_images": len(labels) if labels else 0},
         "results": rows,

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifact import artifact_owner, write_manifest
+from edgekit.artifact import artifact_owner, entry_bytes, write_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data import find_images
 from edgekit.errors import EdgekitError
+from edgekit.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck, ModelEntry,
+                              ModelInfo, QuantizationRecord, TargetRecord)
 from edgekit.models import save_checkpoint
 from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
 from edgekit.progress import progress, say, warn
+from edgekit.reporting import write_report
 from edgekit.runtimes import openvino_logits, ort_logits
 from edgekit.stages import export, simplify
 from edgekit.stages.bench import measure_models
-from edgekit.stages.build_report import write_report
 from edgekit.stages.export import OPSETS, compare_logits
-from edgekit.stages.int8_tradeoff import int8_tradeoff
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
 from edgekit.stages.quantize_ort import quantize_onnx_static
 from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
@@ -103,36 +104,22 @@ def _check_options(options: BuildOptions, profile: Target) -> None:
                            f"(choose {allowed.start}..{allowed.stop - 1})")
 
 
-def _calibration_images(source: SourceModel, available, options: BuildOptions) -> tuple[np.ndarray, dict]:
+def _calibration_images(source: SourceModel, available, options: BuildOptions) -> tuple[np.ndarray, CalibrationRecord]:
     chosen = available.subset(options.calib_size, seed=0)
     with progress("loading calibration images", len(chosen)) as advance:
         images = chosen.load(source.preprocessing, progress=advance)
-    record = {
-        "source": str(options.calib), "images": len(chosen), "available": len(available),
-        "selection": "all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list",
-        "sha256": chosen.content_sha256(), "non_image_files_ignored": available.skipped_non_images,
-    }
+    record = CalibrationRecord(
+        source=str(options.calib), images=len(chosen), available=len(available),
+        selection="all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list",
+        sha256=chosen.content_sha256(), non_image_files_ignored=available.skipped_non_images)
     if available.skipped_non_images:
         warn(f"ignored {available.skipped_non_images} non-image files in {options.calib}")
     return images, record
 
 
-def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target,
-                calibration: np.ndarray | None, calib_record: dict | None, options: BuildOptions) -> dict:
-    manifest = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": source.name, "source": source.kind, "config": source.config.to_dict() if source.config else None,
-                  "weights": source.weights},
-        "input": {"name": export.INPUT_NAME, "shape": list(source.preprocessing.input_shape), "layout": "NCHW",
-                  "dtype": "float32", "dynamic_batch": source.kind == "registry"},
-        "output": {"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
-        # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
-        "classes": source.classes,
-        "preprocessing": source.preprocessing.to_dict(),
-        "target": profile.to_dict(),
-        "versions": versions(),
-        "models": [],
-    }
+def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target, calibration: np.ndarray | None,
+                calib_record: CalibrationRecord | None, options: BuildOptions) -> ArtifactManifest:
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if calibration is not None:
         check_inputs, check_source = calibration[:PARITY_SAMPLES], "calibration images"
     else:
@@ -141,126 +128,143 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         check_source = "random normal inputs (no calibration images given)"
 
     fp32_onnx = folder / "model_fp32.onnx"
+    models = []
     if source.kind == "registry":
         raw = scratch / "exported.onnx"
         with progress("exporting to ONNX", 1) as advance:
-            manifest["export"] = export.export_onnx(source.module, check_inputs, raw,
-                                                    exporter=options.exporter, opset=options.opset)
+            exported = export.export_onnx(source.module, check_inputs, raw, exporter=options.exporter,
+                                          opset=options.opset)
             advance()
-        manifest["simplify"] = simplify.simplify_onnx(raw, fp32_onnx)
-        manifest["export"]["parity"] = export.check_parity(
+        simplified = simplify.simplify_onnx(raw, fp32_onnx)
+        exported["parity"] = export.check_parity(
             source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source)
         extra = {"pruned_shapes": source.pruned_shapes} if source.pruned_shapes else {}
         save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict(), **extra)
-        manifest["models"].append(_entry("model_fp32.pt", "pytorch", "fp32", role="reference"))
+        models.append(ModelEntry.of("model_fp32.pt", "pytorch", "fp32", role="reference"))
     else:
-        manifest["export"] = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
-        manifest["simplify"] = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
+        exported = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
+        simplified = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
         parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
                                        reference_name=f"the input model {source.onnx_path.name}",
                                        candidate_name="the simplified model")
         parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
-        manifest["export"]["parity"] = parity
-    manifest["models"].append(_entry("model_fp32.onnx", "onnxruntime", "fp32"))
-    p = manifest["simplify"]
-    say(f"fp32 ONNX: {p['nodes_before']} -> {p['nodes_after']} nodes; parity max normalised diff "
-        f"{manifest['export']['parity']['max_normalised_diff']:.1e}")
+        exported["parity"] = parity
+    models.append(ModelEntry.of("model_fp32.onnx", "onnxruntime", "fp32"))
+    say(f"fp32 ONNX: {simplified['nodes_before']} -> {simplified['nodes_after']} nodes; parity max normalised diff "
+        f"{exported['parity']['max_normalised_diff']:.1e}")
+    manifest = ArtifactManifest(
+        created=created,
+        model=ModelInfo(source.name, source.kind, source.config, source.weights),
+        input=InputSpec(tuple(source.preprocessing.input_shape), name=export.INPUT_NAME, layout="NCHW",
+                        dtype="float32", dynamic_batch=source.kind == "registry"),
+        output={"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
+        # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
+        classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
+        versions=versions(), models=models, export=exported, simplify=simplified)
 
     if calibration is None:
-        manifest["quantization"] = {"skipped": "--fp32-only: no int8 model built"}
+        manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))
     elif profile.quantization.backend == "onnxruntime":
-        _quantize_for_ort(folder, manifest, profile, calibration, options)
+        manifest = _quantize_for_ort(folder, manifest, profile, calibration, options)
     else:
-        _quantize_for_openvino(folder, manifest, profile, calibration)
+        manifest = _quantize_for_openvino(folder, manifest, profile, calibration)
     if calibration is not None:
-        manifest["quantization"]["calibration"] = calib_record
-    manifest["latency_check"] = _latency_check(folder, manifest, profile, options)
-    tradeoff = int8_tradeoff(folder, manifest)
+        manifest = replace(manifest, quantization=replace(manifest.quantization, calibration=calib_record))
+    manifest = replace(manifest, latency_check=_latency_check(folder, manifest, profile, options))
+    tradeoff = _int8_tradeoff(folder, manifest)
     if tradeoff is not None:
-        manifest["int8_tradeoff"] = tradeoff
-        say(f"{profile.name} has no int8 dot-product: int8 is {tradeoff['size_ratio']:.1f}x smaller but may be no "
-            f"faster than fp32; {tradeoff['fp32_model']} ships beside it (see REPORT.md)")
-    manifest["recommended_model"], manifest["recommendation_reason"] = _recommend(manifest)
-    return manifest
+        manifest = replace(manifest, int8_tradeoff=tradeoff)
+        say(f"{profile.name} has no int8 dot-product: int8 is {tradeoff.size_ratio:.1f}x smaller but may be no "
+            f"faster than fp32; {tradeoff.fp32_model} ships beside it (see REPORT.md)")
+    model, reason = _recommend(manifest.models_for(profile.runtime), manifest.quantization, manifest.latency_check)
+    return replace(manifest, recommended_model=model, recommendation_reason=reason)
 
 
-def _entry(file: str, runtime: str, precision: str, **extra) -> dict:
-    formats = {"pytorch": "pytorch-state-dict", "onnxruntime": "onnx", "openvino": "openvino-ir"}
-    return {"file": file, "format": formats[runtime], "runtime": runtime, "precision": precision, **extra}
-
-
-def _quantize_for_ort(folder, manifest, profile, calibration, options) -> None:
-    from dataclasses import replace
-
+def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, options) -> ArtifactManifest:
     settings = profile.quantization
     if options.calibration_method:
         settings = replace(settings, calibration_method=options.calibration_method)
     int8_path = folder / "model_int8.onnx"
-    manifest["quantization"] = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
-    manifest["models"].append(_entry("model_int8.onnx", "onnxruntime", "int8"))
+    record = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
     fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
-    manifest["quantization"]["int8_vs_fp32"] = {
-        **compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
-                         candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
+    comparison = {**compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
+                                   candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
+    return replace(manifest, models=(*manifest.models, ModelEntry.of("model_int8.onnx", "onnxruntime", "int8")),
+                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
 
 
-def _quantize_for_openvino(folder, manifest, profile, calibration) -> None:
+def _quantize_for_openvino(folder, manifest: ArtifactManifest, profile, calibration) -> ArtifactManifest:
     ir = folder / "openvino"
     ir.mkdir()
-    manifest["conversion"] = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
-    manifest["models"].append(_entry("openvino/model_fp32.xml", "openvino", "fp32", companions=["openvino/model_fp32.bin"]))
+    conversion = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
     say("quantizing with NNCF")
-    manifest["quantization"] = quantize_openvino(ir / "model_fp32.xml", ir / "model_int8.xml", calibration,
-                                                 profile.quantization)
-    manifest["models"].append(_entry("openvino/model_int8.xml", "openvino", "int8", companions=["openvino/model_int8.bin"]))
+    record = quantize_openvino(ir / "model_fp32.xml", ir / "model_int8.xml", calibration, profile.quantization)
     precision = profile.inference_precision
     fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
     int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
-    manifest["quantization"]["int8_vs_fp32"] = {
-        **compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model", candidate_name="the int8 OpenVINO model"),
-        "inputs": "calibration images (in-sample)"}
+    comparison = {**compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model",
+                                   candidate_name="the int8 OpenVINO model"), "inputs": "calibration images (in-sample)"}
+    entries = (ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32", companions=("openvino/model_fp32.bin",)),
+               ModelEntry.of("openvino/model_int8.xml", "openvino", "int8", companions=("openvino/model_int8.bin",)))
+    return replace(manifest, models=(*manifest.models, *entries), conversion=conversion,
+                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
 
 
-def _latency_check(folder: Path, manifest: dict, profile: Target, options: BuildOptions) -> dict:
+def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, options: BuildOptions) -> LatencyCheck:
     """A short measured fp32 vs int8 comparison on this host, when the target's ISA is this host's."""
     if not options.check_latency:
-        return {"measured": False, "reason": "disabled (--no-latency-check)"}
+        return LatencyCheck(measured=False, reason="disabled (--no-latency-check)")
     if not profile.runs_on_this_host:
-        return {"measured": False,
-                "reason": f"this host is {platform.machine()}, the target is {profile.arch}: measure on the board"}
-
-    entries = [m for m in manifest["models"] if m["runtime"] == profile.runtime]
-    rows = measure_models(folder, {**manifest, "models": entries}, threads=profile.threads, runs=100,
-                          warmup=10, max_seconds=20, label="latency check")
+        return LatencyCheck(measured=False, reason=f"this host is {platform.machine()}, the target is "
+                                                   f"{profile.arch}: measure on the board")
+    rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
+                          threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
     timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}
     failed = [f"{r['file']}: {r['error']}" for r in rows if not r.get("ok")]
     if failed:
         raise EdgekitError(f"a built model failed to run in {profile.runtime}: {failed[0]}")
-    result = {"measured": True, "runtime": profile.runtime, "threads": profile.threads, "batch": 1,
-              "p50_ms": timings}
-    if "int8" in timings:
-        result["int8_speedup"] = timings["fp32"] / timings["int8"]
-    return result
+    return LatencyCheck(measured=True, runtime=profile.runtime, threads=profile.threads, batch=1, p50_ms=timings,
+                        int8_speedup=timings["fp32"] / timings["int8"] if "int8" in timings else None)
 
 
-def _recommend(manifest: dict) -> tuple[str, str]:
-    """(model to deploy, why): int8 unless it disagrees with fp32 or was measured slower than fp32."""
-    by_precision = {m["precision"]: m["file"] for m in manifest["models"]
-                    if m["runtime"] == manifest["target"]["runtime"]}
+def _int8_tradeoff(folder: Path, manifest: ArtifactManifest) -> Int8Tradeoff | None:
+    """What int8 buys and costs on a CPU without int8 dot-product instructions (e.g. the Pi 4's A72).
+
+    Such CPUs widen int8 products to 16/32-bit lanes, so int8 can run no faster, or slower, than
+    fp32; the file size and the memory the weights occupy still shrink about 4x. None unless the
+    target says it lacks int8 dot-product and an int8 model was built.
+    """
+    target = manifest.target
+    models = {m.precision: m for m in manifest.models_for(target.runtime)}
+    if target.int8_dot_product is not False or "int8" not in models:
+        return None
+    fp32_bytes, int8_bytes = entry_bytes(folder, models["fp32"]), entry_bytes(folder, models["int8"])
+    check = manifest.latency_check
+    return Int8Tradeoff(
+        fp32_model=models["fp32"].file, int8_model=models["int8"].file, fp32_bytes=fp32_bytes, int8_bytes=int8_bytes,
+        size_ratio=fp32_bytes / int8_bytes,
+        latency=(f"int8 {check.int8_speedup:.2f}x fp32 on the build host" if check.measured
+                 else f"not measured: {check.reason if check.reason is not None else 'unknown'}"))
+
+
+def _recommend(entries: tuple[ModelEntry, ...], quantization: QuantizationRecord,
+               check: LatencyCheck) -> tuple[str, str]:
+    """(model to deploy, why) among the target runtime's ``entries``: int8 unless it disagrees with
+    fp32 or was measured slower than fp32."""
+    by_precision = {m.precision: m.file for m in entries}
     if "int8" not in by_precision:
         return by_precision["fp32"], "no int8 model was built"
-    agreement = manifest["quantization"]["int8_vs_fp32"]["top1_agreement"]
+    agreement = quantization.int8_vs_fp32["top1_agreement"]
     if agreement < MIN_INT8_AGREEMENT:
         warn(f"int8 agrees with fp32 on only {100 * agreement:.1f}% of the calibration images "
              f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model")
         return by_precision["fp32"], (f"int8 top-1 agrees with fp32 on {100 * agreement:.1f}% of calibration "
                                       f"images, below {100 * MIN_INT8_AGREEMENT:.0f}%")
-    check = manifest["latency_check"]
-    if check.get("measured") and check.get("int8_speedup", 1.0) < 1.0:
-        warn(f"int8 is SLOWER than fp32 here ({check['p50_ms']['int8']:.2f} ms vs {check['p50_ms']['fp32']:.2f} ms "
+    speedup = check.int8_speedup if check.int8_speedup is not None else 1.0
+    if check.measured and speedup < 1.0:
+        warn(f"int8 is SLOWER than fp32 here ({check.p50_ms['int8']:.2f} ms vs {check.p50_ms['fp32']:.2f} ms "
              f"p50): the manifest recommends the fp32 model")
-        return by_precision["fp32"], (f"int8 measured slower than fp32 on this host "
-                                      f"({check['int8_speedup']:.2f}x)")
-    if check.get("measured"):
-        return by_precision["int8"], f"int8 is {check['int8_speedup']:.2f}x faster than fp32 here"
+        return by_precision["fp32"], f"int8 measured slower than fp32 on this host ({speedup:.2f}x)"
+    if check.measured:
+        return by_precision["int8"], f"int8 is {check.int8_speedup:.2f}x faster than fp32 here"
     return by_precision["int8"], "int8 agrees with fp32; latency not measured on this host"

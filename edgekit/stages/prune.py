@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgekit.artifact import write_manifest
+from edgekit.artifact import write_folder_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
@@ -117,7 +117,7 @@ def prune_checkpoint(weights: str | Path, data: str, out: str | Path, settings: 
         save_checkpoint(staging / "pruned.pt", checkpoint.config, _state_dict(model),
                         preprocessing=checkpoint.preprocessing, pruning=summary, **extra)
         (staging / "prune_report.json").write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=2) + "\n")
-        write_manifest(staging, {"kind": "pruned checkpoint", "parent": str(weights)}, schema=PRUNE_SCHEMA)
+        write_folder_manifest(staging, {"kind": "pruned checkpoint", "parent": str(weights)}, schema=PRUNE_SCHEMA)
     return PruneResult(out, out / "pruned.pt", rounds, summary)
 
 

@@ -18,6 +18,7 @@ from edgekit.artifact import read_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.emulation import check_arch, ensure_arm64_python
 from edgekit.errors import EdgekitError
+from edgekit.manifest import ArtifactManifest
 from edgekit.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.progress import say, warn
 from edgekit.runtimes import ort_logits
@@ -40,12 +41,12 @@ def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
             "top1_agreement": measured["top1_agreement"], "bit_exact": bool(np.array_equal(reference, other))}
 
 
-def verify_inputs(manifest: dict, *, data: str | Path | None, limit: int, samples: int) -> tuple[np.ndarray, str]:
+def verify_inputs(manifest: ArtifactManifest, *, data: str | Path | None, limit: int, samples: int) -> tuple[np.ndarray, str]:
     """Preprocessed images from ``data``, else seeded standard-normal tensors of the input shape."""
     if data is not None:
         images, array = load_evaluation_images(data, manifest, limit=limit)
         return array, f"{len(images)} images from {data}"
-    shape = tuple(manifest["input"]["shape"][1:])
+    shape = tuple(manifest.input.shape[1:])
     array = np.random.default_rng(0).standard_normal((samples, *shape), dtype=np.float32)
     return array, f"{samples} seeded standard-normal inputs"
 
@@ -69,9 +70,9 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     forbidden = {"artifact": folder, **({"data folder": Path(data)} if data is not None else {})}
     json_plan = plan_output_file(json_path, option="--json", recognise=has_schema(REPORT_SCHEMA),
                                  forbidden=forbidden) if json_path else None
-    entries = [e for e in manifest["models"] if e["runtime"] == "onnxruntime"]
+    entries = manifest.models_for("onnxruntime")
     if not entries:
-        runtimes = sorted({e["runtime"] for e in manifest["models"]})
+        runtimes = sorted({e.runtime for e in manifest.models})
         raise EdgekitError(f"{folder} has no ONNX Runtime models to verify (it has {', '.join(runtimes)})")
     inputs, described = verify_inputs(manifest, data=data, limit=limit, samples=samples)
     python = ensure_arm64_python(rebuild=rebuild_cache)
@@ -85,21 +86,21 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
         inputs_path = tmp / "inputs.npy"
         np.save(inputs_path, inputs)
         for index, entry in enumerate(entries, 1):
-            say(f"running {entry['file']} ({index}/{len(entries)}) under emulation")
-            model = folder / entry["file"]
+            say(f"running {entry.file} ({index}/{len(entries)}) under emulation")
+            model = folder / entry.file
             outputs_path = tmp / f"{model.stem}.out.npy"
             python.run_runner("infer", str(model), str(inputs_path), str(outputs_path), "--threads", str(threads),
-                              timeout_s=timeout_s, what=f"run of {entry['file']}")
+                              timeout_s=timeout_s, what=f"run of {entry.file}")
             result = compare_logits(host_logits(model, inputs, threads=threads), np.load(outputs_path))
             result["passed"] = result["top1_agreement"] == 1.0 and result["max_norm_diff"] <= tol
-            rows.append({"file": entry["file"], "precision": entry["precision"], **result})
-            if entry["precision"] == "int8" and not result["bit_exact"]:
-                warn(f"{entry['file']}: int8 outputs differ between {host} and aarch64 (max |diff| "
+            rows.append({"file": entry.file, "precision": entry.precision, **result})
+            if entry.precision == "int8" and not result["bit_exact"]:
+                warn(f"{entry.file}: int8 outputs differ between {host} and aarch64 (max |diff| "
                      f"{result['max_abs_diff']:.3g}) where int8 QDQ is normally bit-exact")
     board = {k: v for k, v in stamp["board"].items() if k not in ("logical_cores", "kernel")}
     report = {
-        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest["model"]["name"],
-        "target": manifest["target"]["name"],
+        "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest.model.name,
+        "target": manifest.target.name,
         "host": {"arch": host, "onnxruntime": stamp["versions"]["onnxruntime"]},
         "emulated": {"cpu": stamp["qemu_cpu"], "emulator": "qemu user-mode", **board},
         "inputs": described, "samples": len(inputs), "threads": threads, "tolerance": tol,

@@ -15,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.artifact import write_manifest
+from edgekit.data import Preprocessing
 from edgekit.cli import cli
 from edgekit.emulation import arm64
 from edgekit.errors import EdgekitError
+from edgekit.manifest import ArtifactManifest, InputSpec, ModelEntry, ModelInfo, TargetRecord
 from edgekit.stages.verify import compare_logits
 from tests.system_tools import require_system_tool
 
@@ -45,12 +47,12 @@ def fake_artifact(folder, runtimes=("onnxruntime",)):
     models = []
     for index, runtime in enumerate(runtimes):
         (folder / f"m{index}.bin").write_bytes(b"never loaded")
-        models.append({"file": f"m{index}.bin", "runtime": runtime, "precision": "fp32"})
+        models.append(ModelEntry(f"m{index}.bin", runtime, "fp32"))
     # A complete manifest, so that it passes edgekit's schema checks and the tests reach what they test.
-    write_manifest(folder, {"model": {"name": "fake"}, "input": {"shape": [1, 3, 8, 8]}, "models": models,
-                            "target": {"name": "rpi4", "runtime": "onnxruntime", "threads": 4},
-                            "preprocessing": {"input_size": [8, 8], "channels": 3, "mean": [0.5] * 3,
-                                              "std": [0.5] * 3}})
+    write_manifest(folder, ArtifactManifest(
+        model=ModelInfo("fake"), input=InputSpec((1, 3, 8, 8)), models=models,
+        target=TargetRecord("rpi4", runtime="onnxruntime", threads=4),
+        preprocessing=Preprocessing(input_size=(8, 8), channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)))
     return folder
 
 

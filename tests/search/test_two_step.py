@@ -34,7 +34,7 @@ def test_best_checkpoint_builds_with_its_own_preprocessing(pattern_data, tmp_pat
     run_search(pattern_data["train"], tmp_path / "s", settings)
     out = build_artifact("mobilenet_v2_rs_cifar", "cpu", tmp_path / "a", weights=tmp_path / "s" / "best.pt",
                          options=BuildOptions(calib=pattern_data["val"], calib_size=16, check_latency=False))
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).to_dict()
     assert manifest["input"]["shape"] == [1, 2, 32, 32]
     assert manifest["preprocessing"]["derived"] == ["edges"]
 

@@ -68,7 +68,7 @@ def test_folders_are_mapped_to_outputs_by_class_name_not_by_order(cpu_artifact, 
 def test_the_manifest_carries_the_checkpoint_class_names(cpu_artifact):
     from edgekit.artifact import read_manifest
 
-    assert read_manifest(cpu_artifact)["classes"] == ["blob", "checker", "horizontal", "vertical"]
+    assert read_manifest(cpu_artifact).to_dict()["classes"] == ["blob", "checker", "horizontal", "vertical"]
 
 
 def test_without_class_names_a_count_mismatch_is_an_error(pattern_data, trained_tiny, tmp_path):

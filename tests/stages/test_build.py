@@ -4,13 +4,14 @@ import pytest
 
 from edgekit.artifact import MANIFEST, read_manifest, sha256_file
 from edgekit.errors import EdgekitError
+from edgekit.manifest import LatencyCheck, ModelEntry, QuantizationRecord
 from edgekit.stages.build import _recommend
 
 from ..conftest import build_tiny
 
 
 def test_cpu_artifact_has_models_manifest_and_report(cpu_artifact):
-    manifest = read_manifest(cpu_artifact)
+    manifest = read_manifest(cpu_artifact).to_dict()
     files = {m["file"]: m for m in manifest["models"]}
     assert set(files) == {"model_fp32.pt", "model_fp32.onnx", "model_int8.onnx"}
     assert files["model_int8.onnx"]["precision"] == "int8"
@@ -48,7 +49,7 @@ def test_tampered_artifact_is_detected(cpu_artifact, tmp_path):
 
 
 def test_openvino_artifact_has_ir_models_pinned_to_f32(openvino_artifact):
-    manifest = read_manifest(openvino_artifact)
+    manifest = read_manifest(openvino_artifact).to_dict()
     files = {m["file"]: m for m in manifest["models"]}
     assert {"openvino/model_fp32.xml", "openvino/model_int8.xml"} <= set(files)
     assert (openvino_artifact / "openvino" / "model_int8.bin").is_file()
@@ -59,7 +60,7 @@ def test_openvino_artifact_has_ir_models_pinned_to_f32(openvino_artifact):
 
 def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(rpi4_artifact):
     out = rpi4_artifact
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).to_dict()
     assert manifest["target"]["arch"] == "aarch64"
     assert "dot-product" in manifest["target"]["rationale"]["int8_expectation"]
     assert manifest["latency_check"]["measured"] is False
@@ -70,14 +71,14 @@ def test_rpi4_artifact_explains_its_settings_and_is_not_timed_here(rpi4_artifact
 
 
 def test_target_without_int8_dot_product_reports_what_int8_buys_and_costs(rpi4_artifact, cpu_artifact):
-    tradeoff = read_manifest(rpi4_artifact)["int8_tradeoff"]
+    tradeoff = read_manifest(rpi4_artifact).to_dict()["int8_tradeoff"]
     assert tradeoff["fp32_bytes"] == (rpi4_artifact / "model_fp32.onnx").stat().st_size
     assert tradeoff["int8_bytes"] == (rpi4_artifact / "model_int8.onnx").stat().st_size
     assert tradeoff["size_ratio"] > 2.5  # tiny_cnn's int8 file is ~3x smaller (QDQ scales cost a little)
     section = (rpi4_artifact / "REPORT.md").read_text().split("## int8 on a CPU without int8 dot-product")[1]
     assert "What int8 buys" in section and "What it may cost" in section and "`model_fp32.onnx`" in section
     # x86 with VNNI/AMX is a dot-product CPU: no such section there.
-    assert "int8_tradeoff" not in read_manifest(cpu_artifact)
+    assert "int8_tradeoff" not in read_manifest(cpu_artifact).to_dict()
 
 
 def test_failed_build_leaves_nothing_behind(pattern_data, trained_tiny, tmp_path):
@@ -103,7 +104,7 @@ def test_existing_output_needs_force(cpu_artifact, pattern_data, trained_tiny):
 def test_fp32_only_needs_no_calibration(pattern_data, trained_tiny, tmp_path):
     out = build_tiny("cpu", tmp_path / "f", pattern_data, trained_tiny, calib=None, fp32_only=True,
                      check_latency=False)
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).to_dict()
     assert [m["precision"] for m in manifest["models"]] == ["fp32", "fp32"]
     assert manifest["recommended_model"] == "model_fp32.onnx"
 
@@ -113,23 +114,21 @@ def test_missing_calibration_is_refused_before_any_work(pattern_data, trained_ti
         build_tiny("cpu", tmp_path / "x", pattern_data, trained_tiny, calib=None)
 
 
-def _manifest(fp32_ms: float | None, int8_ms: float | None, agreement: float = 1.0) -> dict:
+def _manifest(fp32_ms: float | None, int8_ms: float | None, agreement: float = 1.0) -> tuple:
+    """What _recommend decides from: the target runtime's entries, the quantization, the latency check."""
     measured = fp32_ms is not None
-    return {
-        "target": {"runtime": "onnxruntime"},
-        "models": [{"file": "f.pt", "runtime": "pytorch", "precision": "fp32"},
-                   {"file": "f.onnx", "runtime": "onnxruntime", "precision": "fp32"},
-                   {"file": "i.onnx", "runtime": "onnxruntime", "precision": "int8"}],
-        "quantization": {"int8_vs_fp32": {"top1_agreement": agreement}},
-        "latency_check": {"measured": measured, "p50_ms": {"fp32": fp32_ms, "int8": int8_ms},
-                          "int8_speedup": fp32_ms / int8_ms if measured else None},
-    }
+    models = [ModelEntry("f.pt", "pytorch", "fp32"), ModelEntry("f.onnx", "onnxruntime", "fp32"),
+              ModelEntry("i.onnx", "onnxruntime", "int8")]
+    return (tuple(m for m in models if m.runtime == "onnxruntime"),
+            QuantizationRecord(int8_vs_fp32={"top1_agreement": agreement}),
+            LatencyCheck(measured=measured, p50_ms={"fp32": fp32_ms, "int8": int8_ms},
+                         int8_speedup=fp32_ms / int8_ms if measured else None))
 
 
 def test_slower_or_disagreeing_int8_is_not_recommended():
-    model, reason = _recommend(_manifest(6.0, 8.1))
+    model, reason = _recommend(*_manifest(6.0, 8.1))
     assert model == "f.onnx" and "slower" in reason
-    model, reason = _recommend(_manifest(3.5, 2.2, agreement=0.5))
+    model, reason = _recommend(*_manifest(3.5, 2.2, agreement=0.5))
     assert model == "f.onnx" and "50.0%" in reason
-    assert _recommend(_manifest(3.5, 2.2))[0] == "i.onnx"
-    assert _recommend(_manifest(None, None))[0] == "i.onnx"  # e.g. rpi4 built on x86: not timed here
+    assert _recommend(*_manifest(3.5, 2.2))[0] == "i.onnx"
+    assert _recommend(*_manifest(None, None))[0] == "i.onnx"  # e.g. rpi4 built on x86: not timed here

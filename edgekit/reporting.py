@@ -1,0 +1,206 @@
+"""What edgekit shows people: the bench table and CSV, the build's REPORT.md, the prune table.
+
+Presenters only: each turns a finished report or manifest into text; what is measured and
+decided lives in the stages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from edgekit.manifest import ArtifactManifest, Int8Tradeoff
+
+# ---- edgekit bench: a terminal table (rich) and a flat CSV ----------------------------------------
+
+COLUMNS = [
+    ("file", "model file"), ("runtime", "runtime"), ("precision", "prec"), ("size_mb", "MB"),
+    ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("mean", "mean ms"),
+    ("throughput_ips", "img/s"), ("speedup_vs_fp32", "vs fp32"), ("speedup_vs_ort_fp32", "vs ORT fp32"), ("peak_rss_mb", "RSS MB"),
+    ("top1", "top-1"), ("agreement_with_fp32", "agree"),
+]
+LEFT = ("file", "runtime", "precision")
+MIN_WIDTH = 160  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
+
+
+def flatten(row: dict) -> dict:
+    flat = {key: row.get(key) for key, _ in COLUMNS}
+    for key in ("p50", "p90", "p99", "mean"):
+        flat[key] = row.get("latency_ms", {}).get(key)
+    flat["error"] = row.get("error")
+    return flat
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key in ("top1", "agreement_with_fp32"):
+        return f"{100 * value:.2f}%"
+    if key.startswith("speedup"):
+        return f"{value:.2f}x"
+    if key == "peak_rss_mb" or key == "throughput_ips":
+        return f"{value:.0f}"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def _where(host: dict) -> str:
+    where = f"{host['cpu']}, {host.get('os')}"
+    return f"board {host['board']} ({where})" if host.get("board") else where
+
+
+def print_table(report: dict, console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        console = Console(width=max(console.width, MIN_WIDTH))
+    settings = report["settings"]
+    host = report["host"]
+    table = Table(title=f"edgekit bench: {report['model']} for {report['target']} "
+                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {_where(host)}",
+                  box=box.SIMPLE_HEAD)
+    for key, title in COLUMNS:
+        table.add_column(title, justify="left" if key in LEFT else "right", no_wrap=True)
+    for row in report["results"]:
+        flat = flatten(row)
+        if not row.get("ok"):
+            table.add_row(flat["file"], flat["runtime"], flat["precision"], _cell("size_mb", flat["size_mb"]),
+                          f"[red]failed: {flat['error']}[/red]", *["-"] * (len(COLUMNS) - 5))
+            continue
+        table.add_row(*[_cell(key, flat[key]) for key, _ in COLUMNS])
+    console.print(table)
+
+
+CSV_FIELDS = ["model", "target", *(key for key, _ in COLUMNS), "error"]
+
+
+def csv_text(report: dict) -> str:
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in report["results"]:
+        writer.writerow({"model": report["model"], "target": report["target"], **flatten(row)})
+    return handle.getvalue()
+
+
+def is_bench_csv(path: Path) -> bool:
+    """A CSV this module wrote (its header line), so `bench --csv` may replace it."""
+    try:
+        with path.open(newline="") as handle:
+            return next(csv.reader(handle), None) == CSV_FIELDS
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+# ---- edgekit build: REPORT.md, what a person wants to read about an artifact ---------------------
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def render_report(manifest: ArtifactManifest) -> str:
+    target, model = manifest.target, manifest.model
+    parity = manifest.export["parity"]
+    simplified = manifest.simplify
+    preprocessing = manifest.preprocessing.to_dict()  # rendered as the manifest records it
+    lines = [
+        f"# {model.name} for {target.name}",
+        "",
+        f"Built {manifest.created} by edgekit {manifest.versions['edgekit']}. Target: {target.description}.",
+        "",
+        "## Models",
+        "",
+        "| file | runtime | precision |",
+        "|---|---|---|",
+        *[f"| {m.file} | {m.runtime} | {m.precision} |" for m in manifest.models],
+        "",
+        f"**Recommended for deployment: `{manifest.recommended_model}`** ({manifest.recommendation_reason})",
+        "",
+        "## Checks",
+        "",
+        f"- Input: {list(manifest.input.shape)} NCHW float32, preprocessing {preprocessing['colour_mode']} "
+        f"resized to {preprocessing['input_size']}, mean {preprocessing['mean']}, "
+        f"std {preprocessing['std']}.",
+        f"- fp32 ONNX parity ({parity.get('samples')} samples, {parity.get('inputs')}): max |diff| "
+        f"{parity['max_abs_diff']:.2e}, normalised {parity['max_normalised_diff']:.2e}, "
+        f"top-1 agreement {_pct(parity['top1_agreement'])}.",
+        f"- Simplification ({simplified['tool']}): {simplified['nodes_before']} -> "
+        f"{simplified['nodes_after']} nodes"
+        + ("" if simplified["applied"] else f" (not applied: {simplified.get('reason')})") + ".",
+    ]
+    quant = manifest.quantization
+    if quant.skipped is not None:
+        lines.append(f"- int8: skipped ({quant.skipped}).")
+    else:
+        settings = ", ".join(f"{k}={v}" for k, v in quant.settings.items() if k != "calibration_options")
+        calib = quant.calibration
+        check = quant.int8_vs_fp32
+        lines += [
+            f"- int8 quantization: {settings}.",
+            f"- Calibration: {calib.images} of {calib.available} images from `{calib.source}` "
+            f"(sha256 {calib.sha256[:16]}...).",
+            f"- int8 vs fp32 on the calibration images: top-1 agreement {_pct(check['top1_agreement'])}, "
+            f"max normalised logit diff {check['max_normalised_diff']:.3f}.",
+        ]
+    lines += ["", "## Latency (measured during the build)", ""]
+    latency = manifest.latency_check
+    if latency.measured:
+        lines.append(f"{latency.runtime}, batch 1, {latency.threads} threads, p50: "
+                     + ", ".join(f"{k} {v:.3f} ms" for k, v in latency.p50_ms.items()) + ".")
+        if latency.int8_speedup is not None:
+            speedup = latency.int8_speedup
+            if speedup < 1.0:
+                lines.append(f"\n**int8 is slower than fp32 on this host ({speedup:.2f}x): the fp32 model is "
+                             "recommended.** Size and memory still favour int8; choose by what the device lacks.")
+            else:
+                lines.append(f"\nint8 is {speedup:.2f}x faster than fp32 here.")
+    else:
+        lines.append(f"Not measured: {latency.reason}.")
+    if manifest.int8_tradeoff:
+        lines += render_tradeoff(manifest.int8_tradeoff, target_name=target.name)
+    if target.rationale:
+        lines += ["", "## Why these settings", ""]
+        lines += [f"- {key.replace('_', ' ')}: {text}" for key, text in target.rationale.items()]
+    lines += ["", "Full details and sha256 of every file: `manifest.json`. Benchmark: `edgekit bench <this folder>`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, manifest: ArtifactManifest) -> None:
+    (folder / "REPORT.md").write_text(render_report(manifest))
+
+
+def render_tradeoff(tradeoff: Int8Tradeoff, target_name: str) -> list[str]:
+    """REPORT.md's section for a CPU without int8 dot-product (see stages.build._int8_tradeoff)."""
+    mb = 1e6
+    return [
+        "", "## int8 on a CPU without int8 dot-product", "",
+        f"The {target_name} CPU has no int8 dot-product instructions, so int8 inference widens every product "
+        "to 16/32 bits.",
+        "",
+        f"- **What int8 buys:** `{tradeoff.int8_model}` is {tradeoff.int8_bytes / mb:.2f} MB against "
+        f"{tradeoff.fp32_bytes / mb:.2f} MB for fp32 ({tradeoff.size_ratio:.1f}x smaller on disk, and the "
+        "weights take that much less memory once loaded).",
+        "- **What it may cost:** latency. Without dot-product instructions int8 is often no faster than fp32 "
+        f"and can be slower; latency here: {tradeoff.latency}.",
+        f"- **The fp32 model ships beside it:** `{tradeoff.fp32_model}`. Measure both on the board "
+        "(`edgekit bench <this folder> --host user@board`) and deploy the one that meets your latency and "
+        "memory budget.",
+    ]
+
+
+# ---- edgekit prune: the rounds as a terminal table ------------------------------------------------
+
+def print_rounds(result) -> None:
+    table = Table(title=f"edgekit prune: {result.summary['settings']['method']} -> {result.checkpoint}")
+    for title in ("stage", "conv sparsity", "params", "val acc before fine-tune", "val acc"):
+        table.add_column(title, justify="left" if title == "stage" else "right")
+    for row in result.rounds:
+        before = row.get("accuracy_before_finetune")
+        table.add_row(row["stage"], f"{100 * row['conv_sparsity']:.1f}%", f"{row['params']:,}",
+                      "" if before is None else f"{100 * before:.2f}%", f"{100 * row['val_accuracy']:.2f}%")
+    Console(stderr=True).print(table)
