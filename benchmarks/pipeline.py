@@ -26,7 +26,7 @@ from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.stages.bench import bench_artifact
-from edgekit.reporting import flatten, print_table
+from edgekit.reporting import flatten, print_bench_table
 from edgekit.artifact import read_manifest
 from edgekit.stages.build import BuildOptions, build_artifact
 
@@ -101,7 +101,7 @@ def main() -> int:
             artifact = build_artifact(name, target, work / f"{name}-{target}", weights=weights, num_classes=config.num_classes,
                                       options=BuildOptions(calib=folders["calib"], force=True))
             report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
-            print_table(report)
+            print_bench_table(report)
             manifest = read_manifest(artifact)
             summary["runs"].append({"model": name, "options": config.options, "target": target, "bench": report,
                                     "parity": manifest.export["parity"],

@@ -20,8 +20,7 @@ from edgekit.errors import EdgekitError
 from edgekit.isa import probe_local
 from edgekit.remote.probe import probe_board
 from edgekit.remote.ssh import Board
-from edgekit.reporting import print_table
-from edgekit.reporting import print_rounds
+from edgekit.reporting import print_bench_table, print_prune_rounds, print_search_results, print_verify_report
 from edgekit.targets import list_targets, load_target
 from edgekit.train.distributed import Launch
 from edgekit.train.recipes import RECIPES, get_recipe
@@ -177,7 +176,7 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
                             json_path=json_path, csv_path=csv_path, board=board)
-    print_table(report)
+    print_bench_table(report)
     if any(not row.get("ok") for row in report["results"]):
         raise EdgekitError("some models failed to run (see the table)")
 
@@ -206,21 +205,20 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
 @click.option("--merge", type=click.Choice(["concat_half", "concat"]), default="concat_half", show_default=True)
 @click.option("--target", "-t", default="cpu", show_default=True, help="Target whose int8 latency is measured.")
 @click.option("--latency-weight", type=FiniteFloat(0), default=0.0, show_default=True,
-              help="Objective: accuracy %% minus this x int8 p50 ms (0 = the paper's accuracy-only search).")
+              help="Objective: accuracy % minus this x int8 p50 ms (0 = the paper's accuracy-only search).")
 @click.option("--force", is_flag=True, help="Replace an existing search folder (one edgekit wrote).")
 def search_command(data, out, model, input_size, grayscale, derived, val_fraction, root_epochs, epochs, minutes, lr,
                    workers, max_rounds, max_candidates, max_params, max_split, merge, target, latency_weight,
                    force) -> None:
     """Two-step search: greedy block replication, then the input-split position."""
     from edgekit.search import SearchSettings, run_search
-    from edgekit.search.report import print_results
 
     settings = SearchSettings(model=model, input_size=input_size, grayscale=grayscale, derived=tuple(derived),
                               val_fraction=val_fraction, root_epochs=root_epochs, epochs=epochs, minutes=minutes,
                               lr=lr, workers=workers, max_rounds=max_rounds, max_candidates=max_candidates,
                               max_params=max_params,
                               max_split=max_split, merge=merge, target=target, latency_weight=latency_weight)
-    print_results(run_search(data, out, settings, force=force))
+    print_search_results(run_search(data, out, settings, force=force))
 
 
 @cli.command("train")
@@ -306,11 +304,11 @@ def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path
 
     Correctness only: emulated timings are not performance numbers, so none are shown.
     """
-    from edgekit.stages.verify import failure_message, print_report, verify_artifact
+    from edgekit.stages.verify import failure_message, verify_artifact
 
     report = verify_artifact(artifact, arch=arch, data=data, limit=limit, samples=samples, tol=tol,
                              threads=threads, json_path=json_path, rebuild_cache=rebuild_cache)
-    print_report(report)
+    print_verify_report(report)
     if not report["passed"]:
         raise EdgekitError(failure_message(report))
 
@@ -342,7 +340,7 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
     settings = PruneSettings(method=method, sparsity=sparsity, amount=amount, finetune_epochs=finetune_epochs,
                              finetune_subset=finetune_subset, lr=lr, batch_size=batch_size, force=force)
     result = prune_checkpoint(weights, data, out, settings)
-    print_rounds(result)
+    print_prune_rounds(result)
     click.echo(str(result.checkpoint))
 
 

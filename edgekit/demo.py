@@ -17,7 +17,7 @@ from edgekit.data import labelled_images
 from edgekit.errors import EdgekitError
 from edgekit.outputs import check_folder_location
 from edgekit.progress import say
-from edgekit.reporting import print_table
+from edgekit.reporting import print_bench_table
 
 MODEL = "small_cnn"
 EPOCHS = 10
@@ -82,6 +82,6 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
                               options=BuildOptions(calib=train_dir, calib_size=300, force=True))
     report = bench_artifact(artifact, data=val_dir, json_path=workdir / "bench.json",
                             csv_path=workdir / "bench.csv")
-    print_table(report)
+    print_bench_table(report)
     say(f"artifact: {artifact}  (REPORT.md, manifest.json); results: {workdir / 'bench.json'}, {workdir / 'bench.csv'}")
     return json.loads((workdir / "bench.json").read_text())

@@ -1,4 +1,4 @@
-"""What edgekit shows people: the bench table and CSV, the build's REPORT.md, the prune table.
+"""What edgekit shows people: the bench table and CSV, the build's REPORT.md, the prune, verify and search tables.
 
 Presenters only: each turns a finished report or manifest into text; what is measured and
 decided lives in the stages.
@@ -55,7 +55,7 @@ def _where(host: dict) -> str:
     return f"board {host['board']} ({where})" if host.get("board") else where
 
 
-def print_table(report: dict, console: Console | None = None) -> None:
+def print_bench_table(report: dict, console: Console | None = None) -> None:
     if console is None:
         console = Console()
         console = Console(width=max(console.width, MIN_WIDTH))
@@ -195,7 +195,7 @@ def render_tradeoff(tradeoff: Int8Tradeoff, target_name: str) -> list[str]:
 
 # ---- edgekit prune: the rounds as a terminal table ------------------------------------------------
 
-def print_rounds(result) -> None:
+def print_prune_rounds(result) -> None:
     table = Table(title=f"edgekit prune: {result.summary['settings']['method']} -> {result.checkpoint}")
     for title in ("stage", "conv sparsity", "params", "val acc before fine-tune", "val acc"):
         table.add_column(title, justify="left" if title == "stage" else "right")
@@ -204,3 +204,38 @@ def print_rounds(result) -> None:
         table.add_row(row["stage"], f"{100 * row['conv_sparsity']:.1f}%", f"{row['params']:,}",
                       "" if before is None else f"{100 * before:.2f}%", f"{100 * row['val_accuracy']:.2f}%")
     Console(stderr=True).print(table)
+
+
+def print_verify_report(report: dict, console: Console | None = None) -> None:
+    """`edgekit verify`: this host vs emulated aarch64, one row per model file."""
+    emulated = report["emulated"]
+    table = Table(title=f"{report['model']} ({report['target']}): {report['host']['arch']} vs emulated aarch64 "
+                        "ONNX Runtime",
+                  caption=f"{emulated['cpu']} under qemu user-mode, ONNX Runtime {emulated['onnxruntime']}, "
+                          f"{report['inputs']}. Pass: top-1 agreement 100% and max normalised diff <= "
+                          f"{report['tolerance']:g}. Correctness only: emulation says nothing about speed.")
+    for title in ("model file", "prec", "max |diff|", "max norm diff", "top-1 agree", "bit-exact", "result"):
+        table.add_column(title, justify="left" if title in ("model file", "prec", "result") else "right")
+    for row in report["results"]:
+        table.add_row(row["file"], row["precision"], f"{row['max_abs_diff']:.3g}", f"{row['max_norm_diff']:.3g}",
+                      f"{100 * row['top1_agreement']:.1f}%", "yes" if row["bit_exact"] else "no",
+                      "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]")
+    (console or Console(width=max(Console().width, 110))).print(table)
+
+
+def print_search_results(summary: dict, console: Console | None = None) -> None:
+    """`edgekit search`: one row per candidate, the best marked."""
+    console = console or Console(width=max(Console().width, 150))
+    settings = summary["settings"]
+    table = Table(title=f"edgekit search: {settings['model']} ({summary['split']['train']} train / "
+                        f"{summary['split']['val']} val images, {summary['classes']} classes; int8 latency on "
+                        f"{settings['target']}, batch 1)", box=box.SIMPLE_HEAD)
+    for title in ("id", "step", "candidate", "params", "MMACs", "val acc", "int8 ms", "fp32 ms", "score", "pareto"):
+        table.add_column(title, justify="left" if title in ("id", "step", "candidate") else "right")
+    for c in summary["candidates"]:
+        best = " <- best" if c["id"] == summary["best"] else ""
+        ms = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(c["id"], c["step"], c["label"] + best, f"{c['params']:,}", f"{c['macs'] / 1e6:.1f}",
+                      f"{100 * c['val_accuracy']:.2f}%", ms(c["int8_p50_ms"]), ms(c["fp32_p50_ms"]),
+                      f"{c['score']:.2f}", "*" if c["pareto"] else "")
+    console.print(table)

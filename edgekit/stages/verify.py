@@ -111,25 +111,6 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
     return report
 
 
-def print_report(report: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    emulated = report["emulated"]
-    table = Table(title=f"{report['model']} ({report['target']}): {report['host']['arch']} vs emulated aarch64 "
-                        "ONNX Runtime",
-                  caption=f"{emulated['cpu']} under qemu user-mode, ONNX Runtime {emulated['onnxruntime']}, "
-                          f"{report['inputs']}. Pass: top-1 agreement 100% and max normalised diff <= "
-                          f"{report['tolerance']:g}. Correctness only: emulation says nothing about speed.")
-    for title in ("model file", "prec", "max |diff|", "max norm diff", "top-1 agree", "bit-exact", "result"):
-        table.add_column(title, justify="left" if title in ("model file", "prec", "result") else "right")
-    for row in report["results"]:
-        table.add_row(row["file"], row["precision"], f"{row['max_abs_diff']:.3g}", f"{row['max_norm_diff']:.3g}",
-                      f"{100 * row['top1_agreement']:.1f}%", "yes" if row["bit_exact"] else "no",
-                      "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]")
-    (console or Console(width=max(Console().width, 110))).print(table)
-
-
 def failure_message(report: dict) -> str:
     failed = [f"{row['file']} (top-1 agreement {100 * row['top1_agreement']:.1f}%, "
               f"max normalised diff {row['max_norm_diff']:.3g})" for row in report["results"] if not row["passed"]]
