@@ -57,6 +57,7 @@ def _claim_workdir(workdir: Path) -> Path:
 
 
 def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
+    # Imported here, not at the top: cli.py imports this module, and these import torch.
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
     from edgekit.stages.bench import bench_artifact
     from edgekit.stages.build import BuildOptions, build_artifact

@@ -40,6 +40,8 @@ def train_candidate(job: dict) -> dict:
                                             verbose=bool(job.get("verbose", False))))
     seconds = time.monotonic() - started
     val_accuracy = history[-1]["val_accuracy"]  # the trained model's, measured after its last epoch
-    save_checkpoint(Path(job["out"]), config, model.state_dict(), preprocessing=job["preprocessing"])
+    # Class names too: a build records them and the bench maps evaluation folders to outputs by name.
+    save_checkpoint(Path(job["out"]), config, model.state_dict(), preprocessing=job["preprocessing"],
+                    classes=list(data.classes))
     return {"checkpoint": job["out"], "val_accuracy": val_accuracy, "train_loss": history[-1]["train_loss"],
             "epochs": len(history), "train_seconds": seconds, "transfer": transfer}
