@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.manifest import ArtifactManifest, Int8Tradeoff
+if TYPE_CHECKING:  # edgekit.manifest imports edgekit.models (torch); cli.py imports this module for --help
+    from edgekit.manifest import ArtifactManifest, Int8Tradeoff
 
 # ---- edgekit bench: a terminal table (rich) and a flat CSV ----------------------------------------
 

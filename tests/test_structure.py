@@ -4,6 +4,8 @@ no class name defined twice, no file a newcomer cannot read in one sitting."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -136,3 +138,18 @@ def test_one_training_engine():
                        if PACKAGE / "train" not in path.parents
                        and any(marker in path.read_text() for marker in ("torch.optim", ".backward(")))
     assert elsewhere == []
+
+
+def test_the_command_line_answers_help_without_heavy_libraries():
+    """`edgekit --help` and a mistyped option must answer at once: no torch, ONNX Runtime or OpenVINO."""
+    probe = ("import sys, contextlib, io\n"
+             "from edgekit.cli import cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n"
+             "        cli.main(['--help'], standalone_mode=False)\n"
+             "    except SystemExit:\n"
+             "        pass\n"
+             "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'onnx', 'nncf') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
