@@ -127,7 +127,7 @@ def targets_command(probe: bool, board) -> None:
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
 @click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
 @click.option("--calib-size", type=COUNT, default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]),
+@click.option("--calib-method", type=click.Choice(["minmax", "moving-average", "percentile", "entropy"]),
               help="Override the target's calibration method (ONNX Runtime targets).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict or edgekit checkpoint (loaded weights_only).")
 @click.option("--out", "-o", type=click.Path(), help="Artifact folder [default: artifacts/<model>-<target>].")

@@ -140,7 +140,7 @@ QUANTIZATION: dict[str, Rule] = {
     "weight_type": _choice("uint8", "int8"),
     "per_channel": _BOOL,
     "reduce_range": _BOOL,
-    "calibration_method": _choice("minmax", "percentile", "entropy"),
+    "calibration_method": _choice("minmax", "moving-average", "percentile", "entropy"),
     "preset": _choice("performance", "mixed"),
 }
 REQUIRED_TOP_LEVEL = ("name", "arch", "runtime", "threads", "quantization")

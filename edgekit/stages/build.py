@@ -25,14 +25,13 @@ from edgekit.stages import export, simplify
 from edgekit.stages.bench import measure_models
 from edgekit.stages.export import OPSETS, compare_logits
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
-from edgekit.stages.quantize_ort import quantize_onnx_static
+from edgekit.stages.quantize_ort import CALIBRATION_METHODS, quantize_onnx_static
 from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
 from edgekit.targets import Target, load_target
 
 PARITY_SAMPLES = 16
 # Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
 MIN_INT8_AGREEMENT = 0.9
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
 
 

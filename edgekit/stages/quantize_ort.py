@@ -21,10 +21,11 @@ from edgekit.progress import progress, quiet_stdout
 from edgekit.runtimes import ort_session
 from edgekit.targets import QuantizationSettings
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+CALIBRATION_METHODS = ("minmax", "moving-average", "percentile", "entropy")
 CHUNK = 16  # images per calibration inference and per collect_data call
 ENTROPY_BINS = {"num_bins": 2048, "num_quantized_bins": 128}
 PERCENTILE = {"num_bins": 2048, "percentile": 99.999}
+MOVING_AVERAGE = {"moving_average": True, "averaging_constant": 0.01}
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 
@@ -44,6 +45,9 @@ def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdi
     from onnxruntime.quantization.calibrate import create_calibrator
 
     methods = {"minmax": (CalibrationMethod.MinMax, {}),
+               # The mean of per-batch ranges rather than the global extremes (NNCF's MEAN_MINMAX):
+               # one outlier image no longer stretches a tensor's whole range.
+               "moving-average": (CalibrationMethod.MinMax, MOVING_AVERAGE),
                "percentile": (CalibrationMethod.Percentile, PERCENTILE),
                "entropy": (CalibrationMethod.Entropy, ENTROPY_BINS)}
     if method not in methods:
@@ -95,6 +99,8 @@ def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
     record.update(tool="onnxruntime.quantization.quantize_static", calibration_images=int(len(images)))
     if settings.calibration_method == "entropy":
         record["calibration_options"] = dict(ENTROPY_BINS)
+    elif settings.calibration_method == "moving-average":
+        record["calibration_options"] = dict(MOVING_AVERAGE)
     elif settings.calibration_method == "percentile":
         record["calibration_options"] = dict(PERCENTILE)
     return record
