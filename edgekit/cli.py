@@ -141,16 +141,27 @@ def targets_command(probe: bool, board) -> None:
 @click.option("--parity-tol", type=FiniteFloat(0, 1, min_open=True), default=1e-4, show_default=True,
               help="Max |ORT-PyTorch| / max|logit| allowed.")
 @click.option("--fp32-only", is_flag=True, help="Build without int8 (no calibration needed).")
+@click.option("--max-drop", type=FiniteFloat(0, 100), metavar="POINTS",
+              help="Plan int8: measure candidate plans, ship the best within this top-1 loss (percentage points).")
+@click.option("--val", type=click.Path(), help="With --max-drop: labelled held-out ImageFolder to judge accuracy on "
+              "[default: agreement with fp32 on held-out --calib images].")
+@click.option("--val-size", type=COUNT, default=2000, show_default=True, help="Max --val images (deterministic sample).")
+@click.option("--objective", type=click.Choice(["latency", "size"]), default="latency", show_default=True,
+              help="With --max-drop: what the shipped plan minimises within the budget.")
+@click.option("--plan-budget", type=FiniteFloat(1, 86400), metavar="SECONDS",
+              help="With --max-drop: wall-clock budget for the candidates [default: 6x a plain build, >= 60 s].")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def build_command(model, target, calib, calib_size, calib_method, weights, out, num_classes, in_channels,
-                  input_size, mean, std, exporter, opset, parity_tol, fp32_only, no_latency_check, force) -> None:
+                  input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size, objective,
+                  plan_budget, no_latency_check, force) -> None:
     """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target."""
     from edgekit.stages.build import BuildOptions, build_artifact
 
     options = BuildOptions(calib=calib, calib_size=calib_size, exporter=exporter, opset=opset,
                            calibration_method=calib_method, parity_tolerance=parity_tol, fp32_only=fp32_only,
-                           check_latency=not no_latency_check, force=force)
+                           max_drop=max_drop, val=val, val_size=val_size, objective=objective,
+                           plan_budget=plan_budget, check_latency=not no_latency_check, force=force)
     path = build_artifact(model, target, out, weights=weights, num_classes=num_classes, in_channels=in_channels,
                           input_size=input_size, mean=mean, std=std, options=options)
     click.echo(str(path))

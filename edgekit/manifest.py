@@ -25,6 +25,7 @@ from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig
 from edgekit.models.weights import class_names_problem
 from edgekit.outputs import MANIFEST
+from edgekit.plan_records import QuantizationPlan
 
 SCHEMA = "edgekit.artifact/1"
 RUNTIMES = ("pytorch", "onnxruntime", "openvino")
@@ -302,6 +303,7 @@ class ArtifactManifest:
     simplify: Any = None
     conversion: Any = None
     quantization: QuantizationRecord | None = None
+    quantization_plan: QuantizationPlan | None = None
     latency_check: LatencyCheck | None = None
     int8_tradeoff: Int8Tradeoff | None = None
     recommended_model: str | None = None
@@ -329,7 +331,8 @@ class ArtifactManifest:
                   "preprocessing": self.preprocessing.to_dict(), "target": self.target.to_dict(),
                   "versions": self.versions, "models": [entry.to_dict() for entry in self.models],
                   "export": self.export, "simplify": self.simplify, "conversion": self.conversion,
-                  "quantization": plain(self.quantization), "latency_check": plain(self.latency_check),
+                  "quantization": plain(self.quantization), "quantization_plan": plain(self.quantization_plan),
+                  "latency_check": plain(self.latency_check),
                   "int8_tradeoff": plain(self.int8_tradeoff), "recommended_model": self.recommended_model,
                   "recommendation_reason": self.recommendation_reason,
                   "files": {name: item.to_dict() for name, item in self.files.items()}}
@@ -352,6 +355,7 @@ class ArtifactManifest:
             output=record.get("output"), versions=record.get("versions"), export=record.get("export"),
             simplify=record.get("simplify"), conversion=record.get("conversion"),
             quantization=_section(record, "quantization", QuantizationRecord),
+            quantization_plan=_section(record, "quantization_plan", QuantizationPlan),
             latency_check=_section(record, "latency_check", LatencyCheck),
             int8_tradeoff=_section(record, "int8_tradeoff", Int8Tradeoff),
             recommended_model=record.get("recommended_model"),

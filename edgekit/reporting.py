@@ -1,4 +1,5 @@
-"""What edgekit shows people: the bench table and CSV, the build's REPORT.md, the prune, verify and search tables.
+"""What edgekit shows people: the bench table and CSV, the build's REPORT.md and int8 plan table, the prune,
+verify and search tables.
 
 Presenters only: each turns a finished report or manifest into text; what is measured and
 decided lives in the stages.
@@ -17,6 +18,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # edgekit.manifest imports edgekit.models (torch); cli.py imports this module for --help
     from edgekit.manifest import ArtifactManifest, Int8Tradeoff
+    from edgekit.plan_records import QuantizationPlan
 
 # ---- edgekit bench: a terminal table (rich) and a flat CSV ----------------------------------------
 
@@ -146,7 +148,8 @@ def render_report(manifest: ArtifactManifest) -> str:
             f"- int8 quantization: {settings}.",
             f"- Calibration: {calib.images} of {calib.available} images from `{calib.source}` "
             f"(sha256 {calib.sha256[:16]}...).",
-            f"- int8 vs fp32 on the calibration images: top-1 agreement {_pct(check['top1_agreement'])}, "
+            f"- int8 vs fp32 on the {check.get('inputs', 'calibration images')}: top-1 agreement "
+            f"{_pct(check['top1_agreement'])}, "
             f"max normalised logit diff {check['max_normalised_diff']:.3f}.",
         ]
     lines += ["", "## Latency (measured during the build)", ""]
@@ -156,13 +159,18 @@ def render_report(manifest: ArtifactManifest) -> str:
                      + ", ".join(f"{k} {v:.3f} ms" for k, v in latency.p50_ms.items()) + ".")
         if latency.int8_speedup is not None:
             speedup = latency.int8_speedup
-            if speedup < 1.0:
+            if manifest.quantization_plan is not None:
+                lines.append(f"\nint8 / fp32 speed here: {speedup:.2f}x. The shipped plan was chosen by the "
+                             "planner's own measurements (below).")
+            elif speedup < 1.0:
                 lines.append(f"\n**int8 is slower than fp32 on this host ({speedup:.2f}x): the fp32 model is "
                              "recommended.** Size and memory still favour int8; choose by what the device lacks.")
             else:
                 lines.append(f"\nint8 is {speedup:.2f}x faster than fp32 here.")
     else:
         lines.append(f"Not measured: {latency.reason}.")
+    if manifest.quantization_plan is not None:
+        lines += render_plan(manifest.quantization_plan)
     if manifest.int8_tradeoff:
         lines += render_tradeoff(manifest.int8_tradeoff, target_name=target.name)
     if target.rationale:
@@ -170,6 +178,48 @@ def render_report(manifest: ArtifactManifest) -> str:
         lines += [f"- {key.replace('_', ' ')}: {text}" for key, text in target.rationale.items()]
     lines += ["", "Full details and sha256 of every file: `manifest.json`. Benchmark: `edgekit bench <this folder>`.", ""]
     return "\n".join(lines)
+
+
+def _plan_rows(plan: QuantizationPlan) -> list[list[str]]:
+    rows = []
+    for c in plan.candidates:
+        settings = ", ".join(f"{k}={v}" for k, v in c.settings.items() if k != "fallback_nodes") or "-"
+        tried = c.status == "tried"
+        rows.append([("**" + c.name + "**") if c.name == plan.chosen else c.name, c.precision, settings,
+                     f"{c.accuracy:.2f}" if tried else "-", f"{c.drop:+.2f}" if tried else "-",
+                     f"{c.p50_ms:.3f}" if tried and c.p50_ms is not None else "-",
+                     f"{c.size_bytes / 1e6:.2f}" if tried else "-", "yes" if c.within_budget else
+                     ("no" if tried else c.status)])
+    return rows
+
+
+PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", "p50 ms", "size MB", "within budget")
+
+
+def render_plan(plan: QuantizationPlan) -> list[str]:
+    """REPORT.md's table of every int8 plan the planner considered (edgekit.stages.plan)."""
+    evaluation = plan.evaluation
+    lines = ["", "## int8 plan (`--max-drop`)", "",
+             f"Budget: at most {plan.max_drop:g} points of {plan.metric}, objective {plan.objective}. Judged on "
+             f"{evaluation.get('images')} held-out images from `{evaluation.get('source')}` "
+             f"({evaluation.get('selection')}); fp32: {plan.baseline_accuracy:.2f}%. {plan.latency[:1].upper()}"
+             f"{plan.latency[1:]}. Spent {plan.spent_seconds:.0f} s of a {plan.budget_seconds:.0f} s plan budget.",
+             "", "| " + " | ".join(PLAN_COLUMNS) + " |", "|" + "---|" * len(PLAN_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in _plan_rows(plan)]
+    lines += ["", f"**Shipped: {plan.chosen}** ({plan.reason})."]
+    return lines
+
+
+def print_plan_table(plan: QuantizationPlan, console: Console | None = None) -> None:
+    """The REPORT table without its settings column (REPORT.md and the manifest have them)."""
+    table = Table(title=f"int8 plans (max drop {plan.max_drop:g} points; {plan.metric})")
+    shown = [i for i, title in enumerate(PLAN_COLUMNS) if title != "settings"]
+    for i in shown:
+        table.add_column(PLAN_COLUMNS[i], overflow="fold")
+    for row in _plan_rows(plan):
+        table.add_row(*[row[i].replace("**", "") for i in shown])
+    (console or Console()).print(table)
+    (console or Console()).print(f"shipped: {plan.chosen} ({plan.reason})")
 
 
 def write_report(folder: Path, manifest: ArtifactManifest) -> None:

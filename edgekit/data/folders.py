@@ -58,6 +58,16 @@ class ImageSet:
             raise EdgekitError(f"subset size must be positive, got {size}")
         return self._with(sorted(random.Random(seed).sample(range(len(self.files)), size)))
 
+    def without(self, excluded: set[str]) -> ImageSet:
+        """These images less those whose resolved path or content hash (``file_sha256``) is in ``excluded``."""
+        keep = [i for i, path in enumerate(self.files)
+                if str(path.resolve()) not in excluded and file_sha256(path) not in excluded]
+        return self._with(keep)
+
+    def identities(self) -> set[str]:
+        """Resolved paths and content hashes: what ``without`` matches against."""
+        return {str(path.resolve()) for path in self.files} | {file_sha256(path) for path in self.files}
+
     def content_sha256(self) -> str:
         """Hash of relative paths and bytes: two calibration sets hash equal only if identical."""
         digest = hashlib.sha256()
@@ -87,6 +97,13 @@ class ImageSet:
             if progress is not None:
                 progress()
         return np.stack(arrays)
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise EdgekitError(_read_error(path, error)) from None
 
 
 def check_decoded_size(count: int, preprocessing: Preprocessing, what: str) -> None:

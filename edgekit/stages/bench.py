@@ -63,13 +63,19 @@ def load_evaluation_images(data: str | Path, manifest: ArtifactManifest, *, limi
 
 
 def output_labels(images: ImageSet, manifest: ArtifactManifest, data: str | Path) -> list[int]:
-    """Each image's label as the model's output index, matched by class name when the artifact has them.
+    """Each image's label as the model's output index, matched by class name when the artifact has them."""
+    return labels_as_outputs(images, manifest.classes, manifest.model.config.num_classes if manifest.model.config
+                             else None, data)
+
+
+def labels_as_outputs(images: ImageSet, classes, expected: int | None, data: str | Path) -> list[int]:
+    """Each image's label as the index of the model output of that class name (``classes``).
 
     Folder order is no evidence: a renamed or reordered folder would silently score against the
     wrong outputs. Without recorded names (a bare state_dict, an ONNX input) the sorted folder
-    order is the only guess, and the count must at least match.
+    order is the only guess, and the count (``expected`` outputs) must at least match.
     """
-    classes = list(manifest.classes or [])
+    classes = list(classes or [])
     folders = images.classes
     if classes:
         unknown = [name for name in folders if name not in classes]
@@ -81,7 +87,6 @@ def output_labels(images: ImageSet, manifest: ArtifactManifest, data: str | Path
             say(f"evaluating on {len(folders)} of the model's {len(classes)} classes")
         output_of = {name: classes.index(name) for name in folders}
         return [output_of[folders[label]] for label in images.labels]
-    expected = manifest.model.config.num_classes if manifest.model.config else None
     if expected is not None and expected != len(folders):
         raise EdgekitError(f"evaluation data {data} has {len(folders)} class folders, the model has {expected} outputs, "
                            "and the artifact records no class names to match them by")

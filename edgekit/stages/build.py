@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -18,11 +19,13 @@ from edgekit.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, In
                               ModelInfo, QuantizationRecord, TargetRecord)
 from edgekit.models import save_checkpoint
 from edgekit.outputs import atomic_folder, plan_output_folder, scratch_folder
+from edgekit.stages.plan.choice import OBJECTIVES
+from edgekit.stages.plan.evaluation import PlanImages, split_for_planning
 from edgekit.progress import progress, say, warn
-from edgekit.reporting import write_report
+from edgekit.reporting import print_plan_table, write_report
 from edgekit.runtimes import openvino_logits, ort_logits
 from edgekit.stages import export, simplify
-from edgekit.stages.bench import measure_models
+from edgekit.stages.bench import labels_as_outputs, measure_models
 from edgekit.stages.export import OPSETS, compare_logits
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
 from edgekit.stages.quantize_ort import CALIBRATION_METHODS, quantize_onnx_static
@@ -44,6 +47,11 @@ class BuildOptions:
     calibration_method: str | None = None  # overrides the target's
     parity_tolerance: float = 1e-4
     fp32_only: bool = False
+    max_drop: float | None = None  # points of top-1; set: plan int8 (edgekit.stages.plan) instead of the fixed recipe
+    val: str | Path | None = None  # labelled held-out images for the planner
+    val_size: int = 2000
+    objective: str = "latency"
+    plan_budget: float | None = None  # seconds
     check_latency: bool = True
     force: bool = False
 
@@ -63,24 +71,34 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
                    num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
                    mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
     """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
+    started = time.monotonic()
     profile = load_target(target)
     _check_options(options, profile)
     calib = options.calib if not options.fp32_only else None
+    planned = None
     if calib is not None:
         available = find_images(calib)  # a missing or empty folder is reported before any work
+        if options.max_drop is not None:
+            planned = split_for_planning(available, calib_source=calib, calib_size=options.calib_size,
+                                         val=options.val, val_size=options.val_size)
     onnx_input = is_onnx_path(model)
     out = Path(out) if out is not None else Path("artifacts") / f"{Path(model).stem if onnx_input else model}-{profile.name}"
     plan = plan_output_folder(out, force=options.force, owner=artifact_owner, inputs={
-        "calibration folder": calib, "weights file": weights, "model file": model if onnx_input else None,
+        "calibration folder": calib, "validation folder": options.val, "weights file": weights, "model file": model if onnx_input else None,
         "target profile": profile.source})
     source = resolve_model(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
                            input_size=input_size, mean=mean, std=std)
-    calibration, calib_record = _calibration_images(source, available, options) if calib is not None else (None, None)
+    judging = _judging_images(source, planned) if planned is not None else None
+    calibration, calib_record = _calibration_images(source, available, options, planned) if calib is not None \
+        else (None, None)
     say(f"building {source.name} for target {profile.name} -> {out}")
     with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
-        manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options)
+        manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options,
+                               judging=judging, started=started)
         write_report(staging, manifest)
         write_manifest(staging, manifest)
+    if manifest.quantization_plan is not None:
+        print_plan_table(manifest.quantization_plan)
     say(f"artifact written: {out}")
     return out
 
@@ -94,6 +112,19 @@ def _check_options(options: BuildOptions, profile: Target) -> None:
     if options.calibration_method not in (None, *CALIBRATION_METHODS):
         raise EdgekitError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
     require_int("--calib-size", options.calib_size, 1)
+    if options.max_drop is None:
+        for given, option in ((options.val, "--val"), (options.plan_budget, "--plan-budget")):
+            if given is not None:
+                raise EdgekitError(f"{option} applies to int8 planning: pass --max-drop POINTS too")
+    else:
+        if options.fp32_only:
+            raise EdgekitError("--max-drop plans int8, --fp32-only builds none: choose one")
+        require_number("--max-drop", options.max_drop, 0, 100)
+        require_int("--val-size", options.val_size, 1)
+        if options.objective not in OBJECTIVES:
+            raise EdgekitError(f"--objective must be one of {', '.join(OBJECTIVES)}")
+        if options.plan_budget is not None:
+            require_number("--plan-budget", options.plan_budget, 0, 86400, low_open=True)
     require_number("--parity-tol", options.parity_tolerance, 0, 1, low_open=True)
     if options.exporter not in OPSETS:
         raise EdgekitError(f"unknown exporter {options.exporter!r}; choose one of {', '.join(OPSETS)}")
@@ -103,13 +134,30 @@ def _check_options(options: BuildOptions, profile: Target) -> None:
                            f"(choose {allowed.start}..{allowed.stop - 1})")
 
 
-def _calibration_images(source: SourceModel, available, options: BuildOptions) -> tuple[np.ndarray, CalibrationRecord]:
-    chosen = available.subset(options.calib_size, seed=0)
+def _judging_images(source: SourceModel, planned: PlanImages) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The planner's held-out images and their labels as output indices (None: judged by agreement)."""
+    labels = None
+    if planned.labelled:
+        num_classes = source.config.num_classes if source.config else None
+        labels = np.asarray(labels_as_outputs(planned.judge, source.classes, num_classes, planned.record["source"]))
+    with progress("loading held-out images for the int8 planner", len(planned.judge)) as advance:
+        images = planned.judge.load(source.preprocessing, progress=advance)
+    return images, labels, planned.record
+
+
+def _calibration_images(source: SourceModel, available, options: BuildOptions,
+                        planned: PlanImages | None) -> tuple[np.ndarray, CalibrationRecord]:
+    chosen = planned.calibrate if planned is not None else available.subset(options.calib_size, seed=0)
     with progress("loading calibration images", len(chosen)) as advance:
         images = chosen.load(source.preprocessing, progress=advance)
+    if planned is not None:
+        selection = (f"random sample, seed 0, of the images not held out for judging ({planned.record['selection']})"
+                     if not planned.labelled else "random sample, seed 0, of the images not also in --val")
+    else:
+        selection = "all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list"
     record = CalibrationRecord(
         source=str(options.calib), images=len(chosen), available=len(available),
-        selection="all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list",
+        selection=selection,
         sha256=chosen.content_sha256(), non_image_files_ignored=available.skipped_non_images)
     if available.skipped_non_images:
         warn(f"ignored {available.skipped_non_images} non-image files in {options.calib}")
@@ -117,7 +165,8 @@ def _calibration_images(source: SourceModel, available, options: BuildOptions) -
 
 
 def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target, calibration: np.ndarray | None,
-                calib_record: CalibrationRecord | None, options: BuildOptions) -> ArtifactManifest:
+                calib_record: CalibrationRecord | None, options: BuildOptions, *, judging=None,
+                started: float | None = None) -> ArtifactManifest:
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if calibration is not None:
         check_inputs, check_source = calibration[:PARITY_SAMPLES], "calibration images"
@@ -163,6 +212,8 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
 
     if calibration is None:
         manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))
+    elif judging is not None:
+        manifest = _plan_int8(folder, scratch, manifest, profile, calibration, judging, options, started)
     elif profile.quantization.backend == "onnxruntime":
         manifest = _quantize_for_ort(folder, manifest, profile, calibration, options)
     else:
@@ -175,8 +226,25 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         manifest = replace(manifest, int8_tradeoff=tradeoff)
         say(f"{profile.name} has no int8 dot-product: int8 is {tradeoff.size_ratio:.1f}x smaller but may be no "
             f"faster than fp32; {tradeoff.fp32_model} ships beside it (see REPORT.md)")
-    model, reason = _recommend(manifest.models_for(profile.runtime), manifest.quantization, manifest.latency_check)
+    model, reason = _recommend(manifest.models_for(profile.runtime), manifest.quantization, manifest.latency_check,
+                               manifest.quantization_plan)
     return replace(manifest, recommended_model=model, recommendation_reason=reason)
+
+
+def _plan_int8(folder, scratch, manifest: ArtifactManifest, profile, calibration, judging, options,
+               started) -> ArtifactManifest:
+    from edgekit.stages.plan.planner import PlanRequest, plan_int8
+
+    if profile.quantization.backend == "nncf":
+        ir = folder / "openvino"
+        ir.mkdir()
+        manifest = replace(manifest, conversion=convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml"),
+                           models=(*manifest.models, ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32",
+                                                                   companions=("openvino/model_fp32.bin",))))
+    images, labels, evaluation = judging
+    request = PlanRequest(max_drop=options.max_drop, objective=options.objective, budget_seconds=options.plan_budget,
+                          plain_build_seconds=time.monotonic() - started if started is not None else 0.0)
+    return plan_int8(folder, scratch / "plans", manifest, profile, calibration, images, labels, evaluation, request)
 
 
 def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, options) -> ArtifactManifest:
@@ -247,10 +315,12 @@ def _int8_tradeoff(folder: Path, manifest: ArtifactManifest) -> Int8Tradeoff | N
 
 
 def _recommend(entries: tuple[ModelEntry, ...], quantization: QuantizationRecord,
-               check: LatencyCheck) -> tuple[str, str]:
+               check: LatencyCheck, plan=None) -> tuple[str, str]:
     """(model to deploy, why) among the target runtime's ``entries``: int8 unless it disagrees with
     fp32 or was measured slower than fp32."""
     by_precision = {m.precision: m.file for m in entries}
+    if plan is not None:
+        return by_precision["int8" if "int8" in by_precision else "fp32"], f"int8 planner: {plan.reason}"
     if "int8" not in by_precision:
         return by_precision["fp32"], "no int8 model was built"
     agreement = quantization.int8_vs_fp32["top1_agreement"]

@@ -70,6 +70,17 @@ def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdi
 def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
                          settings: QuantizationSettings) -> dict:
     """fp32 ONNX -> int8 QDQ ONNX. Returns the settings actually used, for the manifest."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as tmp:
+        ranges = calibration_ranges(source, images, settings.calibration_method, Path(tmp))
+    record = quantize_with_ranges(source, destination, ranges, settings)
+    record["calibration_images"] = int(len(images))
+    return record
+
+
+def quantize_with_ranges(source: Path, destination: Path, ranges, settings: QuantizationSettings, *,
+                         nodes_to_exclude: tuple[str, ...] | list[str] = ()) -> dict:
+    """fp32 ONNX -> int8 QDQ ONNX from ranges already computed (``calibration_ranges``' result), so
+    that plans differing only in placement share one calibration. Nodes in ``nodes_to_exclude`` stay fp32."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -78,11 +89,10 @@ def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
     for kind in (settings.activation_type, settings.weight_type):
         if kind not in _TYPES:
             raise EdgekitError(f"quantization type must be uint8 or int8, got {kind!r}")
-    with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as tmp:
-        workdir = Path(tmp)
-        ort_method, ranges = calibration_ranges(source, images, settings.calibration_method, workdir)
-        cache = workdir / "ranges.json"
-        save_tensors_data(ranges, cache)
+    ort_method, tensor_ranges = ranges
+    with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
+        cache = Path(tmp) / "ranges.json"
+        save_tensors_data(tensor_ranges, cache)
         try:
             with quiet_stdout():
                 quantize_static(
@@ -92,15 +102,15 @@ def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
                     reduce_range=settings.reduce_range,
                     activation_type=getattr(QuantType, _TYPES[settings.activation_type]),
                     weight_type=getattr(QuantType, _TYPES[settings.weight_type]),
+                    nodes_to_exclude=list(nodes_to_exclude),
                 )
         except Exception as error:  # ORT's quantizer raises ValueError/KeyError/RuntimeError for bad graphs
             raise EdgekitError(f"ONNX Runtime static quantization of {source.name} failed") from error
     record = settings.to_dict()
-    record.update(tool="onnxruntime.quantization.quantize_static", calibration_images=int(len(images)))
-    if settings.calibration_method == "entropy":
-        record["calibration_options"] = dict(ENTROPY_BINS)
-    elif settings.calibration_method == "moving-average":
-        record["calibration_options"] = dict(MOVING_AVERAGE)
-    elif settings.calibration_method == "percentile":
-        record["calibration_options"] = dict(PERCENTILE)
+    record["tool"] = "onnxruntime.quantization.quantize_static"
+    options = {"entropy": ENTROPY_BINS, "percentile": PERCENTILE, "moving-average": MOVING_AVERAGE}
+    if settings.calibration_method in options:
+        record["calibration_options"] = dict(options[settings.calibration_method])
+    if nodes_to_exclude:
+        record["nodes_kept_fp32"] = list(nodes_to_exclude)
     return record

@@ -1,0 +1,46 @@
+"""Which measured candidate ships: the fastest (or smallest) within the accuracy budget, else fp32."""
+
+from __future__ import annotations
+
+from edgekit.plan_records import TRIED, PlanCandidate
+
+OBJECTIVES = ("latency", "size")
+
+
+def fits(candidate: PlanCandidate, max_drop: float) -> bool:
+    return candidate.status == TRIED and candidate.drop is not None and candidate.drop <= max_drop + 1e-9
+
+
+def choose(candidates: list[PlanCandidate], *, objective: str, max_drop: float,
+           latency_measured: bool) -> tuple[str, str]:
+    """(name of the candidate to ship, why). The fp32 candidate always fits (it is the reference)."""
+    fp32 = next(c for c in candidates if c.precision == "fp32")
+    int8_tried = [c for c in candidates if c.precision == "int8" and c.status == TRIED]
+    within = [c for c in candidates if fits(c, max_drop)]
+    int8_within = [c for c in within if c.precision == "int8"]
+    if not int8_within:
+        if not int8_tried:
+            return fp32.name, "no int8 plan could be tried within the plan budget: fp32 ships"
+        best = min(int8_tried, key=lambda c: c.drop)
+        return fp32.name, (f"no int8 plan is within {max_drop:g} points: the best, {best.name}, loses "
+                           f"{best.drop:.2f} points; fp32 ships")
+    if objective == "latency" and latency_measured:
+        fastest = min(within, key=lambda c: c.p50_ms)
+        if fastest.precision == "fp32":
+            quickest_int8 = min(int8_within, key=lambda c: c.p50_ms)
+            return fp32.name, (f"every int8 plan within {max_drop:g} points is slower than fp32 here (fastest "
+                               f"{quickest_int8.name}: {quickest_int8.p50_ms:.3f} ms vs fp32 {fp32.p50_ms:.3f} ms "
+                               "p50): fp32 ships")
+        return fastest.name, (f"fastest plan within {max_drop:g} points: {fp32.p50_ms / fastest.p50_ms:.2f}x fp32 "
+                              f"({fastest.p50_ms:.3f} vs {fp32.p50_ms:.3f} ms p50), {_drop_words(fastest)}")
+    smallest = min(within, key=lambda c: (c.size_bytes, c.drop))
+    why_size = ("objective size" if objective == "size"
+                else "latency was not measured for this target, so the choice is by size")
+    return smallest.name, (f"smallest plan within {max_drop:g} points ({why_size}): {smallest.size_bytes / 1e6:.2f} MB "
+                           f"vs fp32 {fp32.size_bytes / 1e6:.2f} MB, {_drop_words(smallest)}")
+
+
+def _drop_words(candidate: PlanCandidate) -> str:
+    if candidate.drop > 0:
+        return f"{candidate.drop:.2f} points below fp32"
+    return f"{-candidate.drop:.2f} points above fp32" if candidate.drop < 0 else "no accuracy lost"

@@ -1,0 +1,101 @@
+"""Candidate int8 plans for ONNX Runtime targets, tried in order of promise until one fits the budget.
+
+1. the target's fixed recipe (MinMax, every op ORT supports);
+2. moving-average MinMax (mean of per-batch ranges), every op;
+3. NNCF-like placement (Sigmoid, SiLU and SE gates stay fp32) with either calibration;
+4. entropy and percentile calibration with the better placement;
+5. only if nothing fits yet: fp32 fallback of the tensors that add the most error (ranked per
+   tensor, whole groups), greedily 1, 2, 4, 8 ... groups until the accuracy budget is met.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.stages.plan.choice import fits
+from edgekit.stages.plan.placement import fallback_units, nncf_like_exclusions, nodes_to_fall_back
+from edgekit.plan_records import TRIED
+from edgekit.stages.plan.trials import FIXED, Trials
+from edgekit.progress import say
+from edgekit.stages.quantize_ort import calibration_ranges, quantize_with_ranges
+from edgekit.targets import QuantizationSettings
+
+RANKING_IMAGES = 16  # calibration images used to rank tensors by their quantization error
+MAX_FALLBACK_STEPS = 8  # 1, 2, 4 ... 128 groups
+
+
+def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
+             trials: Trials, *, max_drop: float) -> None:
+    """Add every ORT candidate the budget allows to ``trials`` (the fp32 candidate is already there)."""
+    import onnx
+
+    ranges: dict[str, tuple] = {}
+
+    def calibrated(method: str):
+        if method not in ranges:
+            ranges[method] = calibration_ranges(fp32_path, calibration, method, workdir)
+        return ranges[method]
+
+    se_and_silu = nncf_like_exclusions(onnx.load(str(fp32_path)))
+    placements = {"all": [], "nncf-like": se_and_silu}
+
+    def attempt(name: str, method: str, placement: str, extra_fp32: list[str] = ()):
+        excluded = list(dict.fromkeys([*placements[placement], *extra_fp32]))
+        chosen = replace(settings, calibration_method=method)
+        path = workdir / f"{name}.onnx"
+        record = {"calibration": method, "placement": placement}
+        if excluded:
+            record["nodes_kept_fp32"] = len(excluded)
+        if extra_fp32:
+            record["fallback_nodes"] = list(extra_fp32)
+
+        def make() -> Path:
+            quantize_with_ranges(fp32_path, path, calibrated(method), chosen, nodes_to_exclude=excluded)
+            return path
+
+        return trials.measure(name, "int8", record, make, max_drop=max_drop)
+
+    fixed_method = settings.calibration_method
+    attempt(FIXED, fixed_method, "all")
+    for method in dict.fromkeys(["moving-average", fixed_method]):
+        if method != fixed_method:
+            attempt(f"{method}", method, "all")
+    if se_and_silu:
+        for method in dict.fromkeys([_best(trials, "calibration") or fixed_method, "moving-average", fixed_method]):
+            attempt(f"{method}+nncf-like", method, "nncf-like")
+    else:
+        say("  plan: no Sigmoid/SiLU/SE in this graph; NNCF-like placement equals ORT's")
+    placement = _best(trials, "placement") or "all"
+    for method in ("entropy", "percentile"):
+        attempt(f"{method}" + ("+nncf-like" if placement == "nncf-like" else ""), method, placement)
+    if any(fits(c, max_drop) for c in trials.candidates if c.precision == "int8"):
+        return
+    _greedy_fallback(fp32_path, calibration, trials, attempt, max_drop=max_drop)
+
+
+def _best(trials: Trials, setting: str):
+    """The ``setting`` (calibration or placement) of the most accurate int8 candidate so far."""
+    tried = [c for c in trials.candidates if c.precision == "int8" and c.status == TRIED]
+    return max(tried, key=lambda c: c.accuracy).settings[setting] if tried else None
+
+
+def _greedy_fallback(fp32_path: Path, calibration: np.ndarray, trials: Trials, attempt, *, max_drop: float) -> None:
+    tried = [c for c in trials.candidates if c.precision == "int8" and c.status == TRIED]
+    if not tried or not trials.has_time():
+        return
+    base = max(tried, key=lambda c: c.accuracy)
+    method, placement = base.settings["calibration"], base.settings["placement"]
+    say(f"  plan: no int8 plan within {max_drop:g} points; keeping the most sensitive tensors of {base.name} in fp32")
+    units = fallback_units(fp32_path, trials.files[base.name], calibration[:RANKING_IMAGES])
+    count = 1
+    for _ in range(MAX_FALLBACK_STEPS):
+        if count > len(units):
+            break
+        nodes = nodes_to_fall_back(units, count)
+        candidate = attempt(f"{base.name}+fallback{count}", method, placement, nodes)
+        if candidate.status != TRIED or fits(candidate, max_drop):
+            break
+        count *= 2

@@ -1,0 +1,38 @@
+from edgekit.stages.plan.choice import choose
+from edgekit.plan_records import PlanCandidate, QuantizationPlan
+
+
+def _c(name, precision, drop, p50, size, status="tried"):
+    return PlanCandidate(name, precision, {}, status, accuracy=90 - drop, drop=drop, p50_ms=p50, size_bytes=size,
+                         within_budget=None)
+
+
+def test_fastest_plan_within_the_budget_ships():
+    candidates = [_c("fp32", "fp32", 0, 1.0, 400), _c("fixed", "int8", 3.0, 0.3, 100), _c("ma", "int8", 0.4, 0.5, 100),
+                  _c("nncf", "int8", 0.2, 0.6, 100)]
+    chosen, reason = choose(candidates, objective="latency", max_drop=0.5, latency_measured=True)
+    assert chosen == "ma" and "2.00x fp32" in reason
+
+
+def test_fp32_ships_when_no_int8_plan_fits_or_none_is_faster():
+    candidates = [_c("fp32", "fp32", 0, 1.0, 400), _c("fixed", "int8", 3.0, 0.3, 100)]
+    chosen, reason = choose(candidates, objective="latency", max_drop=1, latency_measured=True)
+    assert chosen == "fp32" and "fixed" in reason and "3.00 points" in reason
+    slower = [_c("fp32", "fp32", 0, 1.0, 400), _c("fixed", "int8", 0.1, 1.4, 100)]
+    chosen, reason = choose(slower, objective="latency", max_drop=1, latency_measured=True)
+    assert chosen == "fp32" and "slower than fp32" in reason
+
+
+def test_without_latency_or_for_size_the_smallest_fitting_plan_ships():
+    candidates = [_c("fp32", "fp32", 0, None, 400), _c("fixed", "int8", 2.0, None, 100),
+                  _c("fallback", "int8", 0.5, None, 180), _c("nncf", "int8", 0.3, None, 150)]
+    chosen, reason = choose(candidates, objective="latency", max_drop=1, latency_measured=False)
+    assert chosen == "nncf" and "latency was not measured" in reason
+    skipped = [_c("fp32", "fp32", 0, None, 400), PlanCandidate("fixed", "int8", {}, "not tried: plan budget")]
+    assert choose(skipped, objective="size", max_drop=1, latency_measured=False)[0] == "fp32"
+
+
+def test_plan_record_round_trips():
+    plan = QuantizationPlan("latency", 1.0, "top-1", {"images": 3}, 90.0, "measured", 60.0, 12.5,
+                            (_c("fp32", "fp32", 0, 1.0, 400), _c("fixed", "int8", 0.2, 0.5, 100)), "fixed", "why")
+    assert QuantizationPlan.from_dict(plan.to_dict()) == plan
