@@ -267,9 +267,12 @@ def print_diff_report(report, *, top: int = 15, console: Console | None = None) 
                              no_wrap=title != "tensor")
         for row in layers.ranked()[:top]:
             op = "+".join((row.op, *row.folded))
-            kernel = row.kernel if row.int8_kernel else (f"fp32 ({row.kernel})" if row.kernel else "-")
-            if not row.quantized and row.op != "input":
-                kernel += ", not QDQ"
+            if layers.backend == "openvino":  # no kernel inspection there: say whether its inputs are FakeQuantized
+                kernel = "FQ inputs" if row.quantized else "-"
+            else:
+                kernel = row.kernel if row.int8_kernel else (f"fp32 ({row.kernel})" if row.kernel else "-")
+                if not row.quantized and row.op != "input":
+                    kernel += ", not QDQ"
             added = _db(row.introduced_db)
             if row.tensor == layers.first_sharp_drop:
                 added = f"[red]{added}[/red]"

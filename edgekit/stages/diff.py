@@ -30,8 +30,6 @@ LAYER_IMAGES = 64  # per-layer statistics: every intermediate tensor of both mod
 OUTPUT_IMAGES = 500  # at the output: logits only, so more images are cheap
 MAX_IMAGES = 100_000
 CHUNK = 32  # images decoded at a time
-OPENVINO_LAYERS_NOTE = ("per-layer comparison is implemented for ONNX Runtime QDQ models; this artifact's int8 "
-                        "model is an OpenVINO IR, so only the outputs are compared")
 
 
 def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, images: int = LAYER_IMAGES,
@@ -121,7 +119,7 @@ def _layers(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSe
             scratch: Path) -> tuple[LayerReport | None, str | None]:
     fp32, int8 = _entry(manifest, "onnxruntime", "fp32"), _entry(manifest, "onnxruntime", "int8")
     if int8 is None:
-        return None, OPENVINO_LAYERS_NOTE
+        return _openvino_layers(manifest, copies, images)
     if fp32 is None:
         return None, f"the artifact lists no fp32 ONNX model to compare {int8.file} with, layer by layer"
     if not _is_qdq(copies[int8.file]):
@@ -136,6 +134,19 @@ def _layers(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSe
     work.mkdir()
     return compare_layers(copies[fp32.file], copies[int8.file], arrays, scratch=work, fp32_label=fp32.file,
                           int8_label=int8.file, static_batch=static), None
+
+
+def _openvino_layers(manifest: ArtifactManifest, copies: dict[str, Path],
+                     images: ImageSet) -> tuple[LayerReport | None, str | None]:
+    fp32, int8 = _entry(manifest, "openvino", "fp32"), _entry(manifest, "openvino", "int8")
+    if fp32 is None or int8 is None:
+        return None, "the artifact has no fp32 and int8 model of one runtime to compare layer by layer"
+    from edgekit.stages.diff_openvino import compare_openvino_layers
+
+    say(f"comparing every op of {int8.file} with {fp32.file} on {len(images)} images")
+    arrays = (array for array, _ in _chunks(images, manifest))
+    return compare_openvino_layers(copies[fp32.file], copies[int8.file], arrays, fp32_label=fp32.file,
+                                   int8_label=int8.file, threads=manifest.target.threads), None
 
 
 def _is_qdq(path: Path) -> bool:

@@ -133,9 +133,15 @@ def test_a_damaged_weight_scale_is_found_in_the_weights_and_the_layer(cpu_artifa
     assert layers.largest_introduced == victim["tensor"]
 
 
-def test_openvino_artifact_compares_outputs_and_says_why_not_per_layer(openvino_artifact, pattern_data):
+def test_openvino_artifact_is_compared_op_by_op_and_at_the_output(openvino_artifact, pattern_data):
     report = diff_artifact(openvino_artifact, data=pattern_data["val"], images=4, output_images=24)
-    assert report.layers is None and "OpenVINO IR" in report.layers_note
+    layers = report.layers
+    assert layers.backend == "openvino" and layers.images == 4 and "not reported" in layers.note
+    ops = {t.tensor: t for t in layers.tensors}
+    assert {"input", "logits"} <= set(ops) and all(math.isfinite(t.sqnr_db) for t in layers.tensors)
+    convs = [t for t in layers.tensors if t.op in ("Convolution", "GroupConvolution")]
+    assert len(convs) == 5 and all(t.quantized for t in convs)  # NNCF put a FakeQuantize before each
+    assert ops["input"].rounding_sqnr_db is not None and ops["input"].introduced_db is None
     rows = {(r.runtime, r.precision, r.model): r for r in report.outputs}
     assert rows["openvino", "int8", "openvino/model_int8.xml"].ok
     assert rows["openvino", "fp32", "openvino/model_fp32.xml"].max_normalised_diff < 1e-4
