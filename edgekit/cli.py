@@ -20,7 +20,8 @@ from edgekit.errors import EdgekitError
 from edgekit.isa import probe_local
 from edgekit.remote.probe import probe_board
 from edgekit.remote.ssh import Board
-from edgekit.reporting import print_bench_table, print_prune_rounds, print_search_results, print_verify_report
+from edgekit.reporting import (print_bench_table, print_diff_report, print_prune_rounds, print_search_results,
+                               print_verify_report)
 from edgekit.targets import list_targets, load_target
 from edgekit.train.distributed import Launch
 from edgekit.train.recipes import RECIPES, get_recipe
@@ -324,6 +325,26 @@ def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path
         raise EdgekitError(failure_message(report))
 
 
+
+
+@cli.command("diff")
+@click.argument("artifact", type=click.Path())
+@click.option("--data", type=click.Path(),
+              help="Images (ImageFolder tree for accuracy, or a flat folder) [default: the calibration folder].")
+@click.option("--images", type=click.IntRange(1, 100_000), default=64, show_default=True,
+              help="Images for the per-layer comparison (every intermediate tensor is computed).")
+@click.option("--output-images", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Images for the output comparison across runtimes.")
+@click.option("--top", type=click.IntRange(1, 10_000), default=15, show_default=True,
+              help="Tensors shown in the table (the JSON has all).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the whole report as JSON.")
+def diff_command(artifact, data, images, output_images, top, json_path) -> None:
+    """Where int8 loses accuracy: every tensor int8 vs fp32 (SQNR, the loss each node adds, fused
+    int8 kernels), and the outputs of PyTorch, ONNX Runtime and OpenVINO on the same images."""
+    from edgekit.stages.diff import diff_artifact
+
+    report = diff_artifact(artifact, data=data, images=images, output_images=output_images, json_path=json_path)
+    print_diff_report(report, top=top)
 
 
 @cli.command("prune")

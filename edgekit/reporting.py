@@ -291,3 +291,60 @@ def print_search_results(summary: dict, console: Console | None = None) -> None:
                       f"{100 * c['val_accuracy']:.2f}%", ms(c["int8_p50_ms"]), ms(c["fp32_p50_ms"]),
                       f"{c['score']:.2f}", "*" if c["pareto"] else "")
     console.print(table)
+
+
+# ---- edgekit diff: the layers that add int8 loss, and every runtime at the output ----------------
+
+def _db(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def print_diff_report(report, *, top: int = 15, console: Console | None = None) -> None:
+    """`edgekit diff`: the ``top`` tensors whose node adds the most loss, then one row per runtime."""
+    console = console or Console(width=max(Console().width, 150))
+    layers = report.layers
+    if layers is not None:
+        table = Table(title=f"edgekit diff: {layers.int8_model} vs {layers.fp32_model} ({report.model}, "
+                            f"{layers.images} images), the {min(top, len(layers.tensors))} of "
+                            f"{len(layers.tensors)} tensors whose node adds the most loss",
+                      caption="SQNR: int8 tensor vs fp32 tensor (higher is better). added: SQNR of the node's "
+                              "worst input minus its output's (the loss this node causes; downstream nodes "
+                              "inherit it). rounding: this tensor's own Q/DQ alone. weight: its weights' SQNR.",
+                      box=box.SIMPLE_HEAD)
+        for title in ("rank", "#", "tensor", "op", "int8 kernel", "SQNR dB", "added dB", "rounding dB",
+                      "weight dB", "rel err"):
+            table.add_column(title, justify="left" if title in ("tensor", "op", "int8 kernel") else "right",
+                             no_wrap=title != "tensor")
+        for row in layers.ranked()[:top]:
+            op = "+".join((row.op, *row.folded))
+            if layers.backend == "openvino":  # no kernel inspection there: say whether its inputs are FakeQuantized
+                kernel = "FQ inputs" if row.quantized else "-"
+            else:
+                kernel = row.kernel if row.int8_kernel else (f"fp32 ({row.kernel})" if row.kernel else "-")
+                if not row.quantized and row.op != "input":
+                    kernel += ", not QDQ"
+            added = _db(row.introduced_db)
+            if row.tensor == layers.first_sharp_drop:
+                added = f"[red]{added}[/red]"
+            table.add_row(str(row.rank), str(row.index), row.tensor, op, kernel, _db(row.sqnr_db), added,
+                          _db(row.rounding_sqnr_db), _db(row.weight_sqnr_db), f"{row.relative_error:.3g}")
+        console.print(table)
+        first = layers.first_sharp_drop
+        console.print(f"loss starts at: {first} (first node adding >= {layers.sharp_drop_db:g} dB)" if first else
+                      f"no node adds >= {layers.sharp_drop_db:g} dB; most added at {layers.largest_introduced}; "
+                      f"lowest SQNR at {layers.lowest_sqnr}")
+    elif report.layers_note:
+        console.print(f"per layer: {report.layers_note}")
+    outputs = Table(title=f"at the output, {report.output_images} images from {report.images_source}",
+                    box=box.SIMPLE_HEAD)
+    for title in ("runtime", "prec", "model", "max |diff|", "max norm diff", "top-1 agree", "top-1"):
+        outputs.add_column(title, justify="left" if title in ("runtime", "prec", "model") else "right")
+    for row in report.outputs:
+        if not row.ok:
+            outputs.add_row(row.runtime, row.precision, row.model, f"[red]not run: {row.error}[/red]", "-", "-", "-")
+            continue
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        reference = " (reference)" if row.reference else ""
+        outputs.add_row(row.runtime, row.precision, row.model + reference, f"{row.max_abs_diff:.3g}",
+                        f"{row.max_normalised_diff:.3g}", pct(row.top1_agreement), pct(row.top1))
+    console.print(outputs)

@@ -1,0 +1,140 @@
+"""The records ``edgekit diff`` produces: per tensor, per weight, per runtime, and the whole report.
+
+Plain frozen dataclasses with ``to_dict`` (the JSON); the presenter is edgekit.reporting.print_diff_report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+REPORT_SCHEMA = "edgekit.diff/1"
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    """One tensor computed by both models, int8 vs fp32, over all images compared.
+
+    ``sqnr_db``: 10 log10(fp32 energy / error energy) of the int8 model's tensor (after its Q/DQ)
+    against the fp32 model's. ``rounding_sqnr_db``: the same for this tensor's own Q/DQ alone (its
+    value before QuantizeLinear vs after DequantizeLinear). ``introduced_db``: the SQNR of the
+    producing node's worst activation input minus ``sqnr_db``, the loss this node adds;
+    ``rank`` 1 is the node that adds the most.
+    """
+
+    index: int  # position in the fp32 graph's order
+    tensor: str
+    op: str  # the int8 model's producing op ("input" for the graph input)
+    node: str | None
+    folded: tuple[str, ...]  # fp32 ops the int8 graph merged into this node (a Relu into its Conv)
+    quantized: bool  # all its computed inputs come from DequantizeLinear and its output is quantized
+    kernel: str | None  # what ONNX Runtime runs the node as after its optimisations (QLinearConv, ...)
+    int8_kernel: bool
+    sqnr_db: float
+    relative_error: float  # ||int8 - fp32|| / ||fp32||
+    max_abs_diff: float
+    rounding_sqnr_db: float | None
+    input_sqnr_db: float | None
+    introduced_db: float | None
+    weights: tuple[str, ...] = ()
+    weight_sqnr_db: float | None = None
+    rank: int = 0
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["folded"], record["weights"] = list(self.folded), list(self.weights)
+        return record
+
+
+@dataclass(frozen=True)
+class WeightDiff:
+    """One weight (or bias) initializer: its dequantized int8 value vs the fp32 value."""
+
+    name: str
+    sqnr_db: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "sqnr_db": self.sqnr_db}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """The per-layer comparison of one int8 model with its fp32 model."""
+
+    backend: str  # "onnxruntime" or "openvino"
+    fp32_model: str
+    int8_model: str
+    images: int
+    tensors: tuple[TensorDiff, ...]  # graph order
+    weights: tuple[WeightDiff, ...] = ()
+    largest_introduced: str | None = None  # the tensor whose node adds the most loss
+    first_sharp_drop: str | None = None  # the first tensor, in graph order, whose node adds >= sharp_drop_db
+    lowest_sqnr: str | None = None
+    sharp_drop_db: float | None = None
+    note: str | None = None
+
+    @classmethod
+    def of(cls, backend: str, fp32_model: str, int8_model: str, images: int, tensors, weights=(), *,
+           sharp_drop_db: float, note: str | None = None) -> LayerReport:
+        """Ranks the tensors (most loss added first; a row without inputs to compare, the graph
+        input, after the others by its SQNR) and names the culprits."""
+        tensors = list(tensors)
+        order = sorted(range(len(tensors)), key=lambda i: (
+            tensors[i].introduced_db is None, -(tensors[i].introduced_db or 0.0), tensors[i].sqnr_db))
+        for rank, i in enumerate(order, 1):
+            tensors[i] = replace(tensors[i], rank=rank)
+        first = next((t.tensor for t in tensors if t.introduced_db is not None and t.introduced_db >= sharp_drop_db),
+                     None)
+        largest = tensors[order[0]].tensor if tensors and tensors[order[0]].introduced_db is not None else None
+        lowest = min(tensors, key=lambda t: t.sqnr_db).tensor if tensors else None
+        return cls(backend, fp32_model, int8_model, images, tuple(tensors), tuple(weights), largest, first,
+                   lowest, sharp_drop_db, note)
+
+    def ranked(self) -> list[TensorDiff]:
+        return sorted(self.tensors, key=lambda t: t.rank)
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "fp32_model": self.fp32_model, "int8_model": self.int8_model,
+                "images": self.images, "largest_introduced": self.largest_introduced,
+                "first_sharp_drop": self.first_sharp_drop, "sharp_drop_db": self.sharp_drop_db,
+                "lowest_sqnr": self.lowest_sqnr, "note": self.note,
+                "tensors": [t.to_dict() for t in self.tensors], "weights": [w.to_dict() for w in self.weights]}
+
+
+@dataclass(frozen=True)
+class RuntimeDiff:
+    """One runtime and model file at the output, against the fp32 reference, on the same images."""
+
+    runtime: str  # "pytorch", "onnxruntime", "openvino"
+    precision: str
+    model: str  # the artifact file it ran (or what it was converted from)
+    ok: bool
+    error: str | None = None  # why it did not run
+    max_abs_diff: float | None = None
+    max_normalised_diff: float | None = None  # divided by max |reference logit|
+    top1_agreement: float | None = None  # with the reference's top-1
+    top1: float | None = None  # accuracy, when the images have labels
+    reference: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    """The whole ``edgekit diff``: per layer (when the int8 model allows it) and at the output."""
+
+    artifact: str
+    model: str
+    target: str
+    images_source: str
+    labelled: bool
+    output_images: int
+    outputs: tuple[RuntimeDiff, ...]
+    layers: LayerReport | None = None
+    layers_note: str | None = None  # why there is no per-layer comparison
+
+    def to_dict(self) -> dict:
+        return {"schema": REPORT_SCHEMA, "artifact": self.artifact, "model": self.model, "target": self.target,
+                "images": {"source": self.images_source, "labelled": self.labelled, "outputs": self.output_images},
+                "outputs": [row.to_dict() for row in self.outputs],
+                "layers": self.layers.to_dict() if self.layers else None, "layers_note": self.layers_note}
