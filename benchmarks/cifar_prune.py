@@ -25,43 +25,16 @@ import os
 import sys
 from pathlib import Path
 
-from edgekit.data import find_images
-from edgekit.data.folders import split_per_class
 from edgekit.models.checkpoint import read_checkpoint
 from edgekit.stages.bench import bench_artifact
 from edgekit.reporting import flatten
 from edgekit.stages.build import BuildOptions, build_artifact
 from edgekit.stages.prune import PruneResult, PruneSettings, prune_checkpoint
 
-from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _cifar_split import split_folders, training_run  # noqa: E402  (benchmarks/ is on sys.path as a script)
+from _results import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def link_folder(images, indices, folder: Path) -> Path:
-    for i in indices:
-        source = images.files[i]
-        link = folder / source.relative_to(images.root)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(source.resolve())
-    return folder
-
-
-def training_run(folder: Path) -> dict:
-    """The run identity (data split, seed) recorded by edgekit train (best.pt, or last.pt's training state)."""
-    return read_checkpoint(folder / "best.pt").run or read_checkpoint(folder / "last.pt").training["run"]
-
-
-def split_folders(data: str, run: dict, work: Path) -> dict[str, Path]:
-    """The training run's own split: calibration from its training part, evaluation from its held-out part."""
-    images = find_images(data)
-    train, val = split_per_class(images, val_fraction=run["data"]["val_fraction"], seed=run["seed"])
-    calib = train.subset(300, seed=1)
-    evaluation = val.subset(1000, seed=2)
-    index = {path: i for i, path in enumerate(images.files)}
-    return {"calib": link_folder(images, [index[p] for p in calib.files], work / "calib"),
-            "eval": link_folder(images, [index[p] for p in evaluation.files], work / "eval")}
 
 
 def variants(args, run: dict) -> dict[str, PruneSettings]:

@@ -150,3 +150,20 @@ def test_judging_images_must_name_the_models_classes(pattern_data, trained_tiny,
     with pytest.raises(EdgekitError, match="not_a_class"):
         _build(tmp_path, pattern_data, trained_tiny, max_drop=1, val=val)
     assert not (tmp_path / "art").exists()
+
+
+def test_openvino_plans_end_in_nncf_accuracy_control_when_its_presets_lose_too_much(
+        pattern_data, trained_tiny, outlier_checkpoint, tmp_path):
+    folder = _build(tmp_path, pattern_data, dict(trained_tiny, checkpoint=outlier_checkpoint), target="openvino",
+                    max_drop=2.0, val=pattern_data["val"], plan_budget=600, objective="size")
+    plan = _plan(folder)
+    names = [c["name"] for c in plan["candidates"]]
+    assert names[:3] == ["fp32", "fixed", "mixed"]
+    controlled = plan["candidates"][names.index("accuracy-control")] if "accuracy-control" in names else None
+    presets_fit = any(c["within_budget"] for c in plan["candidates"][1:3])
+    # NNCF's presets either already fit (then accuracy control is not needed) or it was run.
+    assert presets_fit or (controlled is not None and controlled["status"] == "tried")
+    chosen = next(c for c in plan["candidates"] if c["name"] == plan["chosen"])
+    assert chosen["drop"] <= 2.0
+    if chosen["precision"] == "int8":
+        assert json.loads((folder / "manifest.json").read_text())["recommended_model"] == "openvino/model_int8.xml"
