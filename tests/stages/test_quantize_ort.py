@@ -112,7 +112,7 @@ def test_run_size_obeys_fixed_batch_and_budget():
 
     assert images_per_run(1, 10**9) == 1 and images_per_run(4, 1) == 4  # a fixed batch is fed as it is
     assert images_per_run(None, 1) == GROUP
-    assert images_per_run(None, 60 * 2**20) == 4  # 4 x 60 MB within 256 MB, 8 x 60 MB not
+    assert images_per_run(None, 60 * 2**20, budget=256 * 2**20) == 4  # 4 x 60 MB within 256 MB, 8 x 60 MB not
     assert images_per_run(None, 10**12) == 1 and images_per_run(None, None) == 1
 
 
