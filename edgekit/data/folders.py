@@ -88,15 +88,18 @@ class ImageSet:
         # Pillow's own decode failures come as any of these; a bug in edgekit's code would not.
         unreadable = (OSError, ValueError, SyntaxError, EOFError, struct.error,
                       Image.DecompressionBombError, Image.DecompressionBombWarning)
-        arrays = []
-        for path in self.files:
+        stacked = None  # filled in place: a list of images plus np.stack would hold them twice
+        for index, path in enumerate(self.files):
             try:
-                arrays.append(preprocessing.load(path))
+                image = preprocessing.load(path)
             except unreadable as error:
                 raise EdgekitError(_read_error(path, error)) from None
+            if stacked is None:
+                stacked = np.empty((len(self.files), *image.shape), dtype=image.dtype)
+            stacked[index] = image
             if progress is not None:
                 progress()
-        return np.stack(arrays)
+        return stacked if stacked is not None else np.stack([])
 
 
 def file_sha256(path: Path) -> str:

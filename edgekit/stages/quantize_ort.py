@@ -5,8 +5,8 @@ Calibration ranges are computed here with ORT's calibrator classes and handed to
 - ``quantize_static(calibrate_method=Entropy)`` builds its calibrator with num_bins ==
   num_quantized_bins == 128, so the KL search has a single candidate and Entropy silently equals
   MinMax in this ORT version. We pass 2048 histogram bins and 128 quantized bins (TensorRT's recipe).
-- Calibrators keep every intermediate tensor of every sample until ``compute_data``; feeding
-  chunks bounds memory (300 images through MobileNetV2 at 224 would otherwise hold ~8 GB).
+- Calibrators keep every intermediate tensor of every sample until ``compute_data``; the
+  statistics are reduced per inference run instead (edgekit.stages.calibration_runs).
 """
 
 from __future__ import annotations
@@ -18,29 +18,21 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.progress import progress, quiet_stdout
-from edgekit.runtimes import ort_session
+from edgekit.stages.calibration_runs import collect_histograms, collect_minmax, images_per_run, per_image_bytes
 from edgekit.targets import QuantizationSettings
 
 CALIBRATION_METHODS = ("minmax", "moving-average", "percentile", "entropy")
-CHUNK = 16  # images per calibration inference and per collect_data call
 ENTROPY_BINS = {"num_bins": 2048, "num_quantized_bins": 128}
 PERCENTILE = {"num_bins": 2048, "percentile": 99.999}
 MOVING_AVERAGE = {"moving_average": True, "averaging_constant": 0.01}
 _TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 
 
-class _ArrayReader:
-    """ORT CalibrationDataReader over one chunk of preprocessed images, ``batch`` at a time."""
-
-    def __init__(self, input_name: str, images: np.ndarray, batch: int) -> None:
-        self._batches = iter([{input_name: images[s:s + batch]} for s in range(0, len(images), batch)])
-
-    def get_next(self):
-        return next(self._batches, None)
-
-
 def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdir: Path):
-    """Per-tensor ranges (ORT TensorsData) from ``images`` with the chosen method."""
+    """Per-tensor ranges (ORT TensorsData) from ``images`` with the chosen method.
+
+    Memory stays bounded whatever the number of images: statistics are reduced per inference run
+    (edgekit.stages.calibration_runs) and each run is sized to ~INTERMEDIATE_BUDGET of tensors."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
 
@@ -53,17 +45,20 @@ def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdi
     if method not in methods:
         raise EdgekitError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
     ort_method, options = methods[method]
-    model_input = ort_session(model_path).get_inputs()[0]
+    # One float32 C-contiguous array: slices of it go to ORT without a further copy.
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    with quiet_stdout():
+        calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "augmented.onnx"),
+                                       calibrate_method=ort_method, extra_options=options)
     # A model exported with a fixed batch size (e.g. 1) must be fed exactly that many images per run.
-    batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else CHUNK
-    calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "augmented.onnx"),
-                                   calibrate_method=ort_method, extra_options=options)
+    batch = calibrator.infer_session.get_inputs()[0].shape[0]
+    fixed_batch = batch if isinstance(batch, int) else None
+    run_size = images_per_run(fixed_batch, per_image_bytes(calibrator))
     with progress(f"calibrating ({method})", len(images)) as advance, quiet_stdout():
-        for start in range(0, len(images), CHUNK):
-            chunk = images[start:start + CHUNK]
-            calibrator.collect_data(_ArrayReader(model_input.name, chunk, batch))
-            advance(len(chunk))
-        ranges = calibrator.compute_data()
+        if ort_method == CalibrationMethod.MinMax:
+            ranges = collect_minmax(calibrator, images, run_size, fixed_batch is not None, advance)
+        else:
+            ranges = collect_histograms(calibrator, images, run_size, advance)
     return ort_method, ranges
 
 

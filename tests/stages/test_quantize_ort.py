@@ -59,3 +59,98 @@ def test_other_calibration_methods_quantize(fp32_onnx, trained_tiny, tmp_path, m
     x = trained_tiny["x_val"]
     agreement = (ort_logits(fp32_onnx, x).argmax(1) == ort_logits(tmp_path / "q.onnx", x).argmax(1)).mean()
     assert agreement >= 0.9
+
+
+def _ort_reference_ranges(model_path, images, method, workdir):
+    """ORT's own calibrator fed as edgekit fed it before batching: one collect_data per 16 images."""
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    from edgekit.stages.quantize_ort import ENTROPY_BINS, MOVING_AVERAGE, PERCENTILE
+    from onnxruntime.quantization import CalibrationMethod
+
+    ort_method, options = {"minmax": (CalibrationMethod.MinMax, {}),
+                           "moving-average": (CalibrationMethod.MinMax, MOVING_AVERAGE),
+                           "percentile": (CalibrationMethod.Percentile, PERCENTILE),
+                           "entropy": (CalibrationMethod.Entropy, ENTROPY_BINS)}[method]
+    calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "reference.onnx"),
+                                   calibrate_method=ort_method, extra_options=options)
+
+    class Chunk:
+        def __init__(self, chunk):
+            self._batches = iter([{"input": chunk}])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    for start in range(0, len(images), 16):
+        calibrator.collect_data(Chunk(images[start:start + 16]))
+    return calibrator.compute_data()
+
+
+@pytest.mark.parametrize("method", ["minmax", "moving-average", "percentile", "entropy"])
+@pytest.mark.parametrize("budget", [None, 1])  # None: the default run size; 1 byte: one image per run
+def test_batched_ranges_equal_ort_calibrators(fp32_onnx, trained_tiny, tmp_path, monkeypatch, method, budget):
+    """Reducing statistics per run (and splitting a 16-image group into smaller runs) changes nothing."""
+    from edgekit.stages import calibration_runs
+
+    if budget is not None:
+        original = calibration_runs.images_per_run
+        monkeypatch.setattr("edgekit.stages.quantize_ort.images_per_run",
+                            lambda fixed, image_bytes: original(fixed, image_bytes, budget=budget))
+    images = trained_tiny["x_val"][:40]  # two full groups and a partial one
+    _, ranges = calibration_ranges(fp32_onnx, images, method, tmp_path)
+    reference = _ort_reference_ranges(fp32_onnx, images, method, tmp_path)
+    assert set(ranges.keys()) == set(reference.keys()) and len(ranges.keys()) > 0
+    for name in reference.keys():
+        got, expected = ranges[name].range_value, reference[name].range_value
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64),
+                                   rtol=1e-6, atol=1e-7, err_msg=f"{method}: {name}")
+
+
+def test_run_size_obeys_fixed_batch_and_budget():
+    from edgekit.stages.calibration_runs import GROUP, images_per_run
+
+    assert images_per_run(1, 10**9) == 1 and images_per_run(4, 1) == 4  # a fixed batch is fed as it is
+    assert images_per_run(None, 1) == GROUP
+    assert images_per_run(None, 60 * 2**20, budget=256 * 2**20) == 4  # 4 x 60 MB within 256 MB, 8 x 60 MB not
+    assert images_per_run(None, 10**12) == 1 and images_per_run(None, None) == 1
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_calibration_holds_no_more_outputs_with_more_images(fp32_onnx, trained_tiny, tmp_path, monkeypatch, method):
+    """The most session outputs alive at once is the same for 32 and 96 images (a bound, not a sum)."""
+    import weakref
+
+    import onnxruntime.quantization.calibrate as ort_calibrate
+
+    real_create = ort_calibrate.create_calibrator
+
+    def peak_alive(count: int) -> int:
+        alive, peak = [0], [0]
+
+        class CountingSession:
+            def __init__(self, session):
+                self._session = session
+
+            def __getattr__(self, name):
+                return getattr(self._session, name)
+
+            def run(self, names, feeds):
+                values = self._session.run(names, feeds)
+                for value in values:
+                    alive[0] += 1
+                    weakref.finalize(value, lambda: alive.__setitem__(0, alive[0] - 1))
+                peak[0] = max(peak[0], alive[0])
+                return values
+
+        def counting_create(*args, **kwargs):
+            calibrator = real_create(*args, **kwargs)
+            calibrator.infer_session = CountingSession(calibrator.infer_session)
+            return calibrator
+
+        monkeypatch.setattr(ort_calibrate, "create_calibrator", counting_create)
+        images = np.concatenate([trained_tiny["x_val"]] * 4)[:count]
+        calibration_ranges(fp32_onnx, images, method, tmp_path)
+        return peak[0]
+
+    assert peak_alive(96) == peak_alive(32)
