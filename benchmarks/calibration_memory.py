@@ -181,7 +181,7 @@ def main() -> int:
                 rows.append({k: v for k, v in run.items() if k != "stages"})
                 print(f"{model:14} {target:9} peak {run['peak_rss_mb']:6} MB (largest process "
                       f"{run['ru_maxrss_children_mb']} MB)  wall {run['wall_s']:6.1f} s", file=sys.stderr, flush=True)
-    print(f"\n| model | target | images | peak RSS MB (tree) | ru_maxrss MB | wall s |\n|---|---|---|---|---|---|")
+    print("\n| model | target | images | peak RSS MB (tree) | ru_maxrss MB | wall s |\n|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['model']} | {row['target']} | {row['calib_size']} | {row['peak_rss_mb']} | "
               f"{row['ru_maxrss_children_mb']} | {row['wall_s']} |")

@@ -30,7 +30,8 @@ from edgekit.reporting import flatten, print_bench_table
 from edgekit.artifact import read_manifest
 from edgekit.stages.build import BuildOptions, build_artifact
 
-from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _cifar_split import link_folder  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _results import write_results  # noqa: E402
 
 MODELS = ("mobilenet_v2", "efficientnet_b0")
 TARGETS = ("cpu", "openvino")
@@ -40,17 +41,7 @@ def split_folder(images, work: Path) -> dict[str, Path]:
     """Disjoint, deterministic slices as folders of symlinks (ImageFolder layout kept)."""
     order = np.random.default_rng(123).permutation(len(images))
     slices = {"bn": order[:256], "calib": order[256:556], "eval": order[556:1056]}
-    folders = {}
-    for name, indices in slices.items():
-        folder = work / name
-        for i in indices:
-            source = images.files[i]
-            link = folder / source.relative_to(images.root)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(source.resolve())
-        folders[name] = folder
-    return folders
+    return {name: link_folder(images, indices, work / name) for name, indices in slices.items()}
 
 
 def pretrained_model(name: str):

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Train (or continue) issue 12's reference checkpoints on CIFAR-10; one model per call, e.g.
+#   nice -n 19 bash benchmarks/train_reference.sh keffnet_b0_16ch
+# The run's --out folder holds last.pt after every epoch; calling again resumes it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:?usage: train_reference.sh keffnet_b0_16ch|mobilenet_v2_cifar}
+case $model in
+  keffnet_b0_16ch) recipe=(--preset adamw-onecycle --lr 0.003 --weight-decay 0.05 --batch-size 128 --epochs 15) ;;
+  mobilenet_v2_cifar) recipe=(--preset sgd-onecycle --lr 0.1 --weight-decay 0.0005 --batch-size 128 --epochs 15) ;;
+  *) echo "no reference recipe for $model" >&2; exit 2 ;;
+esac
+out=benchmarks/results/train_ref/$model
+resume=()
+[ -f "$out/last.pt" ] && resume=(--resume)
+exec .venv/bin/edgekit train -m "$model" --data ../shared/datasets/cifar10/train --val-fraction 0.1 --seed 0 \
+    --out "$out" --threads 1 "${recipe[@]}" "${resume[@]}"
