@@ -58,10 +58,11 @@ class ImageSet:
             raise EdgekitError(f"subset size must be positive, got {size}")
         return self._with(sorted(random.Random(seed).sample(range(len(self.files)), size)))
 
-    def without(self, excluded: set[str]) -> ImageSet:
-        """These images less those whose resolved path or content hash (``file_sha256``) is in ``excluded``."""
+    def without(self, excluded: set[str], *, by_content: bool = True) -> ImageSet:
+        """These images less those whose resolved path, or (``by_content``) content hash
+        (``file_sha256``), is in ``excluded``. Hashing reads every file: sample first."""
         keep = [i for i, path in enumerate(self.files)
-                if str(path.resolve()) not in excluded and file_sha256(path) not in excluded]
+                if str(path.resolve()) not in excluded and not (by_content and file_sha256(path) in excluded)]
         return self._with(keep)
 
     def identities(self) -> set[str]:

@@ -34,11 +34,13 @@ def split_for_planning(available: ImageSet, *, calib_source, calib_size: int, va
     """Disjoint calibration and judging sets (checked before any work: bad folders fail here)."""
     if val is not None:
         judge = labelled_images(val, purpose="--val").subset(val_size, seed=0)
-        calibrate = available.without(judge.identities())
-        dropped = len(available) - len(calibrate)
+        judged = judge.identities()
+        # Same files first (cheap), then byte-identical copies among the sampled calibration images.
+        sampled = available.without(judged, by_content=False).subset(calib_size, seed=0)
+        calibrate = sampled.without(judged)
+        dropped = len(available) - len(available.without(judged, by_content=False)) + len(sampled) - len(calibrate)
         if not len(calibrate):
             raise EdgekitError(f"--calib {calib_source}: every image is also in --val {val}; calibrate on other images")
-        calibrate = calibrate.subset(calib_size, seed=0)
         return PlanImages(calibrate, judge, True, {
             "source": str(val), "images": len(judge), "labelled": True,
             "selection": "all" if val_size >= len(judge) else f"random sample of {val_size}, seed 0",
@@ -50,7 +52,8 @@ def split_for_planning(available: ImageSet, *, calib_source, calib_size: int, va
                            f"--calib {calib_source} has {len(available)} images, at least {need} are needed "
                            "(or pass labelled held-out images with --val DIR)")
     judge = available.subset(held, seed=1)
-    calibrate = available.without(judge.identities()).subset(calib_size, seed=0)
+    judged = judge.identities()
+    calibrate = available.without(judged, by_content=False).subset(calib_size, seed=0).without(judged)
     return PlanImages(calibrate, judge, False, {
         "source": str(calib_source), "images": len(judge), "labelled": False,
         "selection": f"{held} images of --calib (random, seed 1) set aside before calibration images were drawn",

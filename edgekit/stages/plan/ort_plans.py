@@ -25,6 +25,9 @@ from edgekit.targets import QuantizationSettings
 
 RANKING_IMAGES = 16  # calibration images used to rank tensors by their quantization error
 MAX_FALLBACK_STEPS = 8  # 1, 2, 4 ... 128 groups
+# A histogram calibration (entropy, percentile) runs every tensor's histogram in two passes: several
+# times the cost of a MinMax candidate, so it starts only if that much budget is left.
+HISTOGRAM_COST_FACTOR = 4.0
 
 
 def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
@@ -56,7 +59,9 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
             quantize_with_ranges(fp32_path, path, calibrated(method), chosen, nodes_to_exclude=excluded)
             return path
 
-        return trials.measure(name, "int8", record, make, max_drop=max_drop)
+        new_histograms = method in ("entropy", "percentile") and method not in ranges
+        return trials.measure(name, "int8", record, make, max_drop=max_drop,
+                              cost_factor=HISTOGRAM_COST_FACTOR if new_histograms else 1.0)
 
     fixed_method = settings.calibration_method
     attempt(FIXED, fixed_method, "all")

@@ -39,15 +39,15 @@ class Trials:
     started: float = field(default_factory=time.monotonic)
     candidates: list[PlanCandidate] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
-    _last_cost: float = 0.0
+    _max_cost: float = 0.0
 
     @property
     def spent(self) -> float:
         return time.monotonic() - self.started
 
-    def has_time(self) -> bool:
-        """True if one more candidate, as costly as the last, fits in the budget."""
-        return self.budget_seconds is None or self.spent + self._last_cost <= self.budget_seconds
+    def has_time(self, cost_factor: float = 1.0) -> bool:
+        """True if one more candidate, ``cost_factor`` times as costly as the costliest so far, fits."""
+        return self.budget_seconds is None or self.spent + cost_factor * self._max_cost <= self.budget_seconds
 
     def candidate_named(self, name: str) -> PlanCandidate:
         return next(c for c in self.candidates if c.name == name)
@@ -56,12 +56,13 @@ class Trials:
         self.candidates.append(PlanCandidate(name, precision, settings, status=f"{SKIPPED}: {why}"))
 
     def measure(self, name: str, precision: str, settings: dict, make: Callable[[], Path], *,
-                max_drop: float) -> PlanCandidate:
+                max_drop: float, cost_factor: float = 1.0) -> PlanCandidate:
         """Make the candidate's model file (``make``), then measure it. A candidate whose quantizer
-        fails is recorded as failed, not fatal: other plans may still work."""
+        fails is recorded as failed, not fatal: other plans may still work. ``cost_factor``: how
+        much costlier than the costliest so far this one may be (a new histogram calibration)."""
         # fp32 and the fixed recipe are what a plain build makes: always measured, so a plan is never
         # judged against less than the plain build would have shipped.
-        if name not in ("fp32", FIXED) and not self.has_time():
+        if name not in ("fp32", FIXED) and not self.has_time(cost_factor):
             self.skip(name, precision, settings, f"plan budget of {self.budget_seconds:.0f} s spent")
             return self.candidates[-1]
         started = time.monotonic()
@@ -74,14 +75,15 @@ class Trials:
         p50 = self.latency(path) if self.latency is not None else None
         size = sum(f.stat().st_size for f in _with_companions(path))
         drop = round(self.baseline - accuracy, 4)
-        self._last_cost = time.monotonic() - started
+        cost = time.monotonic() - started
+        self._max_cost = max(self._max_cost, cost)
         candidate = PlanCandidate(name, precision, settings, TRIED, accuracy=accuracy, drop=drop, p50_ms=p50,
-                                  size_bytes=size, seconds=round(self._last_cost, 2),
+                                  size_bytes=size, seconds=round(cost, 2),
                                   within_budget=drop <= max_drop + 1e-9)
         self.candidates.append(candidate)
         self.files[name] = path
         if self.budget_seconds is None and name == FIXED:
-            plain = self.plain_seconds + self._last_cost
+            plain = self.plain_seconds + cost
             self.budget_seconds = max(MIN_BUDGET_SECONDS, BUDGET_FACTOR * plain)
             say(f"  plan budget: {self.budget_seconds:.0f} s ({BUDGET_FACTOR:g}x the plain build's {plain:.1f} s)")
         timing = f", p50 {p50:.3f} ms" if p50 is not None else ""
