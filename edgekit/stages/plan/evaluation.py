@@ -36,9 +36,10 @@ def split_for_planning(available: ImageSet, *, calib_source, calib_size: int, va
         judge = labelled_images(val, purpose="--val").subset(val_size, seed=0)
         judged = judge.identities()
         # Same files first (cheap), then byte-identical copies among the sampled calibration images.
-        sampled = available.without(judged, by_content=False).subset(calib_size, seed=0)
+        outside = available.without(judged, by_content=False)
+        sampled = outside.subset(calib_size, seed=0)
         calibrate = sampled.without(judged)
-        dropped = len(available) - len(available.without(judged, by_content=False)) + len(sampled) - len(calibrate)
+        dropped = len(available) - len(outside) + len(sampled) - len(calibrate)
         if not len(calibrate):
             raise EdgekitError(f"--calib {calib_source}: every image is also in --val {val}; calibrate on other images")
         return PlanImages(calibrate, judge, True, {
