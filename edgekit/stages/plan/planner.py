@@ -141,7 +141,7 @@ def _ship(folder: Path, manifest: ArtifactManifest, profile: Target, trials: Tri
         settings = {**profile.quantization.to_dict(), "calibration_method": candidate.settings["calibration"],
                     "tool": "onnxruntime.quantization.quantize_static", **candidate.settings}
     settings.update(calibration_images=calibration_images, plan=chosen)
-    comparison = {**compare_logits(reference, trials.logits(target), reference_name="the fp32 model",
+    comparison = {**compare_logits(reference, trials.outputs[chosen], reference_name="the fp32 model",
                                    candidate_name="the int8 model"),
                   "inputs": "held-out images (never calibrated on)"}
     return replace(manifest, models=(*manifest.models, entry),

@@ -39,6 +39,7 @@ class Trials:
     started: float = field(default_factory=time.monotonic)
     candidates: list[PlanCandidate] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # logits on the judging images
     _max_cost: float = 0.0
 
     @property
@@ -71,7 +72,8 @@ class Trials:
         except Exception as error:  # noqa: BLE001 - EdgekitError from the quantizers, or their own errors
             self.candidates.append(PlanCandidate(name, precision, settings, status=f"failed: {error}"))
             return self.candidates[-1]
-        accuracy = top1_percent(self.logits(path), self.truth)
+        outputs = self.logits(path)
+        accuracy = top1_percent(outputs, self.truth)
         p50 = self.latency(path) if self.latency is not None else None
         size = sum(f.stat().st_size for f in _with_companions(path))
         drop = round(self.baseline - accuracy, 4)
@@ -82,6 +84,7 @@ class Trials:
                                   within_budget=drop <= max_drop + 1e-9)
         self.candidates.append(candidate)
         self.files[name] = path
+        self.outputs[name] = outputs
         if self.budget_seconds is None and name == FIXED:
             plain = self.plain_seconds + cost
             self.budget_seconds = max(MIN_BUDGET_SECONDS, BUDGET_FACTOR * plain)
