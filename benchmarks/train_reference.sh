@@ -1,7 +1,9 @@
 #!/bin/bash
 # Train (or continue) issue 12's reference checkpoints on CIFAR-10; one model per call, e.g.
-#   nice -n 19 bash benchmarks/train_reference.sh keffnet_b0_16ch
-# The run's --out folder holds last.pt after every epoch; calling again resumes it.
+#   bash benchmarks/train_reference.sh keffnet_b0_16ch
+# The run's --out folder holds last.pt after every epoch; calling again resumes it. One run at a time
+# with both cores (THREADS, default 2) and channels-last trains 4-5x faster on 2 cores than two
+# concurrent 1-thread runs did (measured: kEffNet 24 -> ~120 images/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: train_reference.sh keffnet_b0_16ch|mobilenet_v2_cifar}
@@ -14,4 +16,4 @@ out=benchmarks/results/train_ref/$model
 resume=()
 [ -f "$out/last.pt" ] && resume=(--resume)
 exec .venv/bin/edgekit train -m "$model" --data ../shared/datasets/cifar10/train --val-fraction 0.1 --seed 0 \
-    --out "$out" --threads 1 "${recipe[@]}" "${resume[@]}"
+    --out "$out" --threads "${THREADS:-2}" --channels-last "${recipe[@]}" "${resume[@]}"

@@ -117,7 +117,7 @@ BAD = [
     ("weight_type", _edit(GOOD, "reduce_range = true", 'weight_type = "fp16"'),
      "quantization.weight_type must be one of"),
     ("calibration_method", _edit(GOOD, "reduce_range = true", 'calibration_method = "kl"'),
-     "quantization.calibration_method must be one of minmax, percentile, entropy, got 'kl'"),
+     "quantization.calibration_method must be one of minmax, moving-average, percentile, entropy, got 'kl'"),
     ("preset unknown", _edit(GOOD_VINO, 'preset = "mixed"', 'preset = "fast"'),
      "quantization.preset must be one of performance, mixed, got 'fast'"),
     ("preset on ort", GOOD + 'preset = "mixed"\n', "quantization.preset applies to the nncf backend only"),
