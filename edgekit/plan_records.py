@@ -8,6 +8,7 @@ from typing import Mapping
 
 TRIED = "tried"
 SKIPPED = "not tried"
+STOPPED = "stopped"  # started, then stopped at the plan budget
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class PlanCandidate:
     name: str
     precision: str  # "fp32" | "int8"
     settings: Mapping = field(default_factory=dict)  # calibration, placement, excluded nodes ...
-    status: str = TRIED  # TRIED, or why not (SKIPPED + reason)
+    status: str = TRIED  # TRIED, or why not (SKIPPED or STOPPED + reason)
     accuracy: float | None = None
     drop: float | None = None
     p50_ms: float | None = None

@@ -5,6 +5,9 @@ from __future__ import annotations
 from edgekit.plan_records import TRIED, PlanCandidate
 
 OBJECTIVES = ("latency", "size")
+# Plans whose sizes differ by less than this share are the same size to a user (the same weights,
+# a few more or fewer scale/zero-point pairs): among them the most accurate ships.
+SAME_SIZE = 0.01
 
 
 def fits(candidate: PlanCandidate, max_drop: float) -> bool:
@@ -33,7 +36,8 @@ def choose(candidates: list[PlanCandidate], *, objective: str, max_drop: float,
                                "p50): fp32 ships")
         return fastest.name, (f"fastest plan within {max_drop:g} points: {fp32.p50_ms / fastest.p50_ms:.2f}x fp32 "
                               f"({fastest.p50_ms:.3f} vs {fp32.p50_ms:.3f} ms p50), {_drop_words(fastest)}")
-    smallest = min(within, key=lambda c: (c.size_bytes, c.drop))
+    least = min(c.size_bytes for c in within)
+    smallest = min((c for c in within if c.size_bytes <= least * (1 + SAME_SIZE)), key=lambda c: (c.drop, c.size_bytes))
     why_size = ("objective size" if objective == "size"
                 else "latency was not measured for this target, so the choice is by size")
     return smallest.name, (f"smallest plan within {max_drop:g} points ({why_size}): {smallest.size_bytes / 1e6:.2f} MB "

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.stages.plan.choice import fits
+from edgekit.stages.plan.deadline import call_within
 from edgekit.stages.plan.placement import fallback_units, nncf_like_exclusions, nodes_to_fall_back
 from edgekit.plan_records import TRIED
 from edgekit.stages.plan.trials import FIXED, Trials
@@ -28,6 +29,7 @@ MAX_FALLBACK_STEPS = 8  # 1, 2, 4 ... 128 groups
 # A histogram calibration (entropy, percentile) runs every tensor's histogram in two passes: several
 # times the cost of a MinMax candidate, so it starts only if that much budget is left.
 HISTOGRAM_COST_FACTOR = 4.0
+HISTOGRAM_METHODS = ("entropy", "percentile")
 
 
 def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
@@ -39,7 +41,13 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
 
     def calibrated(method: str):
         if method not in ranges:
-            ranges[method] = calibration_ranges(fp32_path, calibration, method, workdir)
+            if method in HISTOGRAM_METHODS:  # cost unpredictable: stopped at the budget (deadline.py)
+                left = trials.seconds_left()
+                arguments = (fp32_path, calibration, method, workdir)
+                ranges[method] = (calibration_ranges(*arguments) if left is None else
+                                  call_within(calibration_ranges, arguments, left, f"{method} calibration"))
+            else:
+                ranges[method] = calibration_ranges(fp32_path, calibration, method, workdir)
         return ranges[method]
 
     se_and_silu = nncf_like_exclusions(onnx.load(str(fp32_path)))
@@ -59,7 +67,7 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
             quantize_with_ranges(fp32_path, path, calibrated(method), chosen, nodes_to_exclude=excluded)
             return path
 
-        new_histograms = method in ("entropy", "percentile") and method not in ranges
+        new_histograms = method in HISTOGRAM_METHODS and method not in ranges
         return trials.measure(name, "int8", record, make, max_drop=max_drop,
                               cost_factor=HISTOGRAM_COST_FACTOR if new_histograms else 1.0)
 

@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+from edgekit.stages.plan.deadline import BudgetSpent
 from edgekit.stages.plan.evaluation import top1_percent
-from edgekit.plan_records import SKIPPED, TRIED, PlanCandidate
+from edgekit.plan_records import SKIPPED, STOPPED, TRIED, PlanCandidate
 from edgekit.progress import say
 
 LATENCY_RUNS, LATENCY_WARMUP, LATENCY_SECONDS = 60, 5, 5.0
@@ -50,6 +51,14 @@ class Trials:
         """True if one more candidate, ``cost_factor`` times as costly as the costliest so far, fits."""
         return self.budget_seconds is None or self.spent + cost_factor * self._max_cost <= self.budget_seconds
 
+    def seconds_left(self) -> float | None:
+        """Budget left for one more calibration, keeping back what quantizing and measuring the
+        result costs (the cheapest int8 candidate so far); None: no budget."""
+        if self.budget_seconds is None:
+            return None
+        tried = [c.seconds for c in self.candidates if c.precision == "int8" and c.seconds is not None]
+        return self.budget_seconds - self.spent - (min(tried) if tried else 0.0)
+
     def candidate_named(self, name: str) -> PlanCandidate:
         return next(c for c in self.candidates if c.name == name)
 
@@ -69,6 +78,10 @@ class Trials:
         started = time.monotonic()
         try:
             path = make()
+        except BudgetSpent as error:
+            self.candidates.append(PlanCandidate(name, precision, settings, status=f"{STOPPED}: {error}"))
+            say(f"  plan {name}: {error}")
+            return self.candidates[-1]
         except Exception as error:  # noqa: BLE001 - EdgekitError from the quantizers, or their own errors
             self.candidates.append(PlanCandidate(name, precision, settings, status=f"failed: {error}"))
             return self.candidates[-1]

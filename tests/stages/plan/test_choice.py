@@ -36,3 +36,11 @@ def test_plan_record_round_trips():
     plan = QuantizationPlan("latency", 1.0, "top-1", {"images": 3}, 90.0, "measured", 60.0, 12.5,
                             (_c("fp32", "fp32", 0, 1.0, 400), _c("fixed", "int8", 0.2, 0.5, 100)), "fixed", "why")
     assert QuantizationPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_plans_of_the_same_size_are_told_apart_by_accuracy():
+    # nncf-like placements differ by a few scale/zero-point bytes: the 74 bytes must not buy a worse model
+    candidates = [_c("fp32", "fp32", 0, None, 2_648_093), _c("minmax", "int8", -0.85, None, 1_708_601),
+                  _c("entropy", "int8", 0.85, None, 1_708_527), _c("fixed", "int8", -0.45, None, 1_839_203)]
+    chosen, _ = choose(candidates, objective="size", max_drop=1, latency_measured=False)
+    assert chosen == "minmax"
