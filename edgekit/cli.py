@@ -262,6 +262,9 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
 @click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
               help="DataLoader worker processes per rank.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--init-weights", type=click.Path(dir_okay=False),
+              help="Start from these weights (edgekit checkpoint or state_dict, loaded weights_only) with a "
+                   "fresh optimiser and schedule: a second cycle, or fine-tuning.")
 @click.option("--force", is_flag=True, help="Start over in an --out that holds a run.")
 @click.option("--download", is_flag=True, help="Let torchvision download CIFAR-10 (needs internet).")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
@@ -272,7 +275,7 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
 @click.pass_context
 def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_decay, val_fraction, val_data, subset,
                   num_classes, in_channels, input_size, option, seed, augment, device, amp, channels_last, sync_bn,
-                  threads, workers, resume, force, download, nproc, nnodes, rdzv_endpoint) -> None:
+                  threads, workers, resume, init_weights, force, download, nproc, nnodes, rdzv_endpoint) -> None:
     """Train a registered model (CPU, or CUDA with DDP through torchrun); writes checkpoints and a log."""
     from edgekit.train.data import DataSource
     from edgekit.train.epochs import LoopSettings
@@ -292,7 +295,8 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
                         sync_batchnorm=sync_bn, threads=threads, workers=workers)
     source = DataSource(data, preprocessing, val_fraction=val_fraction, val_data=val_data, subset=subset,
                         augment=augment, download=download)
-    result = train(TrainConfig(model=config, data=source, loop=loop, out=Path(out), resume=resume, force=force))
+    result = train(TrainConfig(model=config, data=source, loop=loop, out=Path(out), resume=resume, force=force,
+                               init_weights=Path(init_weights) if init_weights else None))
     if is_rank_zero():
         click.echo(str(result.best_checkpoint))
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.outputs import check_folder_location, exclusive_use, read_json_object, sweep_temp_files
-from edgekit.models import Checkpoint, ModelConfig, build_model
-from edgekit.models.weights import save_checkpoint
+from edgekit.data.folders import file_sha256
+from edgekit.models import Checkpoint, ModelConfig, build_model, read_checkpoint
+from edgekit.models.weights import load_weights, save_checkpoint
 from edgekit.progress import say
 from edgekit.train.data import DataSource
 from edgekit.train.distributed import DistContext, barrier, broadcast_error, init_distributed, shutdown
@@ -43,12 +44,20 @@ class TrainConfig:
     out: Path
     resume: bool = False
     force: bool = False
+    # Trained weights to start from (a second cycle, or fine-tuning); the optimiser and schedule start fresh.
+    init_weights: Path | None = None
 
     def run_identity(self) -> dict:
         """What a resumed run must share with the interrupted one."""
-        return {"recipe": self.loop.recipe.to_dict(), "data": {"source": self.data.source,
-                "val_data": self.data.val_data, "val_fraction": self.data.val_fraction, "subset": self.data.subset},
-                "seed": self.loop.seed, "augment": self.data.augment, "amp": self.loop.amp}
+        identity = {"recipe": self.loop.recipe.to_dict(), "data": {"source": self.data.source,
+                    "val_data": self.data.val_data, "val_fraction": self.data.val_fraction, "subset": self.data.subset},
+                    "seed": self.loop.seed, "augment": self.data.augment, "amp": self.loop.amp}
+        if self.init_weights is not None:
+            # (a rank on another node may not see the file: rank 0 reads it and DDP shares the weights)
+            known = self.init_weights.is_file()
+            identity["init_weights"] = {"file": str(self.init_weights),
+                                        "sha256": file_sha256(self.init_weights) if known else None}
+        return identity
 
 
 @dataclass
@@ -165,8 +174,12 @@ def _train(config: TrainConfig, context: DistContext) -> TrainResult:
     check_amp(config.loop, context)
     inputs = config.data.inputs
     _check_output(config, context, inputs)
+    initial = _initial_weights(config, context)
     data = _load_data(config, context)
-    session = new_session(config.loop, context, data, _build(config, context))
+    model = _build(config, context)
+    if initial is not None:  # rank 0 only: DistributedDataParallel copies rank 0's weights to the others
+        load_weights(model, initial, source=str(config.init_weights))
+    session = new_session(config.loop, context, data, model)
     run = config.run_identity()
     state = Progress()
     last_path = config.out / "last.pt"
@@ -218,6 +231,28 @@ def _save_epoch(config: TrainConfig, session: Session, state: Progress, record: 
         _report_epoch(record, config.loop.recipe.epochs, improved)
 
 
+def _initial_weights(config: TrainConfig, context: DistContext) -> dict | None:
+    """--init-weights, read and fitted to the model on rank 0 before any data is loaded; any
+    problem stops every rank with the same line."""
+    if config.init_weights is None:
+        return None
+    state_dict, message = None, None
+    if context.is_main:
+        try:
+            checkpoint = read_checkpoint(config.init_weights)
+            if checkpoint.pruned_shapes:
+                raise EdgekitError(f"--init-weights {config.init_weights} is a pruned model; fine-tune it with "
+                                   "edgekit prune, which rebuilds its pruned layout")
+            load_weights(build_model(config.model), checkpoint.state_dict, source=str(config.init_weights))
+            state_dict = checkpoint.state_dict
+        except EdgekitError as error:
+            message = f"--init-weights: {error.one_line()}"
+    message = broadcast_error(context, message)
+    if message:
+        raise EdgekitError(message)
+    return state_dict
+
+
 def _resume_payload(context: DistContext, path: Path, config: TrainConfig, run: dict) -> Checkpoint:
     """Rank 0 reads and checks the checkpoint and hands it to the others (other nodes may not see the file)."""
     payload, message = None, None
@@ -258,4 +293,6 @@ def _write_config(config: TrainConfig, context: DistContext, data, steps_per_epo
         "per_process_batch": loop.recipe.batch_size // context.world_size, "steps_per_epoch": steps_per_epoch,
         "threads_per_process": torch.get_num_threads(), "torch": torch.__version__,
     }
+    if config.init_weights is not None:
+        record["init_weights"] = config.run_identity()["init_weights"]
     replace_text(config.out / "config.json", json.dumps(record, indent=2) + "\n")
