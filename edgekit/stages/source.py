@@ -103,19 +103,22 @@ def _pretrained_source(name, tag, *, num_classes, in_channels, input_size, mean,
 
 def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
     spec = get_spec(name)
-    config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    checkpoint, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
+    checkpoint, weights_record, saved_config, saved_preprocessing, pruned_shapes, classes = (None,) * 6
     if weights is not None:
         checkpoint = read_checkpoint(weights)
         saved_config, saved_preprocessing = checkpoint.config, checkpoint.preprocessing
-        if saved_config is not None:
-            if saved_config.name != name:
-                raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
-            # The checkpoint knows its head and stem; explicit flags still win so a mismatch is reported.
-            config = default_config(name, num_classes=_given_or(num_classes, saved_config.num_classes),
-                                    in_channels=_given_or(in_channels, saved_config.in_channels),
-                                    input_size=_given_or(input_size, saved_config.input_size),
-                                    options=saved_config.options)
+        if saved_config is not None and saved_config.name != name:
+            raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
+    if saved_config is None:
+        config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    else:
+        # The checkpoint knows its head, stem and input size (a user module has no default one);
+        # explicit flags still win so a mismatch is reported.
+        config = default_config(name, num_classes=_given_or(num_classes, saved_config.num_classes),
+                                in_channels=_given_or(in_channels, saved_config.in_channels),
+                                input_size=_given_or(input_size, saved_config.input_size),
+                                options=saved_config.options)
+    if checkpoint is not None:
         weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
         pruned_shapes, classes = checkpoint.pruned_shapes, checkpoint.classes
         if classes is not None and len(classes) != config.num_classes:
