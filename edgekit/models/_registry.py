@@ -48,7 +48,7 @@ class ModelSpec:
     interpolation: str = "bilinear"
     input_rule: InputRule = InputRule()
     # Builder options every config of this model starts with (a user module's source hash).
-    default_options: dict = field(default_factory=dict)
+    default_options: dict = field(default_factory=dict, hash=False)
     # tag -> edgekit.models.pretrained.PretrainedWeights, for models with published weights.
     pretrained: Callable | None = None
 

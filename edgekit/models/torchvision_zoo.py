@@ -21,12 +21,12 @@ PREFIX = "torchvision:"
 # Refused, with the reason (fnmatch patterns over torchvision's names). edgekit's export, int8
 # recipes and tests are for CNNs at a size the user picks.
 REFUSED = (
-    ("vit_*", "a vision transformer: its position embeddings fix the input size, and edgekit's int8 "
-              "recipes are for CNNs"),
-    ("swin_*", "a shifted-window transformer: its window attention ties the input size to the window grid, "
-               "and edgekit's int8 recipes are for CNNs"),
-    ("maxvit_*", "a multi-axis attention transformer built for 224 px input only (its block and grid "
-                 "partitions fix the size)"),
+    ("vit_*", "a vision transformer: its position embeddings fix the input size (the forward asserts it), "
+              "and edgekit's int8 recipes are for CNNs"),
+    ("swin_*", "a shifted-window transformer (its weights record 224 px as the smallest input), not a CNN: "
+               "edgekit's int8 recipes are for CNNs"),
+    ("maxvit_*", "a multi-axis attention transformer built for one input size (its block and grid "
+                 "partitions are computed from it), not a CNN"),
 )
 # protobuf caps an ONNX file at 2 GiB; the fp32 weights of a bigger network cannot be one file.
 ONNX_MAX_BYTES = 2**31
@@ -141,6 +141,9 @@ def _pretrained(name: str, tag: str) -> PretrainedWeights:
         raise EdgekitError(f"--pretrained {tag!r}: {PREFIX}{name} has weights {', '.join(_tags(name))} "
                            f"(DEFAULT is {enum.DEFAULT.name})")
     member = enum[member_name]
+    if not member.meta.get("categories"):  # VGG16's IMAGENET1K_FEATURES: its classifier is NaN by design
+        raise EdgekitError(f"--pretrained {tag!r}: {enum.__name__}.{member.name} are feature-extraction weights "
+                           "without a trained classifier")
     return PretrainedWeights(
         label=f"{enum.__name__}.{member.name}", url=member.url, categories=len(member.meta["categories"]),
         spec=replace(_spec(name), **_declared_preprocessing(member)), options=dict(WEIGHTS_IMPLY.get(name, {})),
