@@ -44,15 +44,13 @@ def split_folder(images, work: Path) -> dict[str, Path]:
     return {name: link_folder(images, indices, work / name) for name, indices in slices.items()}
 
 
-def pretrained_model(name: str):
-    """torchvision's ImageNet weights (downloaded by torchvision: needs internet access)."""
-    import torchvision
-
-    config = default_config(name, num_classes=1000)
+def random_model(name: str, options: dict | None, bn_folder: Path):
+    """A checkpoint of the network at seed 0 with BatchNorm statistics re-estimated (no weight trained)."""
+    torch.manual_seed(0)  # the same random network on every run
+    config = default_config(name, num_classes=10, options=options)
     model = build_model(config)
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    model.load_state_dict(weights.get_state_dict(progress=True))
-    return model.eval(), config
+    recalibrate_batchnorm(model, find_images(bn_folder).load(get_spec(name).preprocessing()))
+    return config, model
 
 
 def main() -> int:
@@ -66,7 +64,8 @@ def main() -> int:
                         help='builder options of one model, e.g. mobilenet_v2_rs_cifar={"replications":[5],"split_at":2}')
     parser.add_argument("--tag", default="pipeline", help="result file name: <out>/<tag>.json/.csv")
     parser.add_argument("--pretrained", action="store_true",
-                        help="use torchvision's ImageNet weights (downloads; agreement then reflects a trained net)")
+                        help="build torchvision:NAME with its DEFAULT ImageNet weights and their preprocessing "
+                             "(the torch hub cache, else a download; agreement then reflects a trained net)")
     args = parser.parse_args()
     options = {name: json.loads(text) for name, text in (item.split("=", 1) for item in args.model_options)}
     out = Path(args.out)
@@ -80,21 +79,21 @@ def main() -> int:
     rows = []
     for name in args.models.split(","):
         if args.pretrained:
-            model, config = pretrained_model(name)
+            # edgekit's loader: the hub cache, else torchvision's download (one line when offline).
+            model, source = f"torchvision:{name}", {"pretrained": "DEFAULT"}
         else:
-            torch.manual_seed(0)  # the same random network on every run
-            config = default_config(name, num_classes=10, options=options.get(name))
-            model = build_model(config)
-            bn_images = find_images(folders["bn"]).load(get_spec(name).preprocessing())
-            recalibrate_batchnorm(model, bn_images)
-        weights = save_checkpoint(work / f"{name}.pt", config, model.state_dict())
+            model = name
+            config, network = random_model(name, options.get(name), folders["bn"])
+            source = {"weights": save_checkpoint(work / f"{name}.pt", config, network.state_dict()),
+                      "num_classes": config.num_classes}
         for target in args.targets.split(","):
-            artifact = build_artifact(name, target, work / f"{name}-{target}", weights=weights, num_classes=config.num_classes,
-                                      options=BuildOptions(calib=folders["calib"], force=True))
+            artifact = build_artifact(model, target, work / f"{name}-{target}",
+                                      options=BuildOptions(calib=folders["calib"], force=True), **source)
             report = bench_artifact(artifact, data=folders["eval"], runs=args.runs, warmup=30)
             print_bench_table(report)
             manifest = read_manifest(artifact)
-            summary["runs"].append({"model": name, "options": config.options, "target": target, "bench": report,
+            summary["runs"].append({"model": name, "options": manifest.model.config.options, "target": target,
+                                    "bench": report,
                                     "parity": manifest.export["parity"],
                                     "build_latency_check": manifest.latency_check.to_dict(),
                                     "recommended_model": manifest.recommended_model,

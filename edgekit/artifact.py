@@ -8,26 +8,18 @@ its size and sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.hashing import sha256_file  # noqa: F401  (re-exported: edgekit.artifact.sha256_file)
 from edgekit.manifest import SCHEMA, ArtifactManifest, FileRecord, ModelEntry, safe_name_problem
 from edgekit.outputs import MANIFEST, owned_by, read_json_object
 
 # --force may replace a folder only when it is an artifact edgekit wrote (see edgekit.outputs).
 artifact_owner = owned_by(SCHEMA)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_hashes(folder: Path) -> dict[str, FileRecord]:

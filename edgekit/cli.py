@@ -75,16 +75,22 @@ def cli() -> None:
 @cli.command("models")
 @click.option("--filter", "pattern", default=None, help="Glob over model names, e.g. 'mobilenet*'.")
 @click.option("--stats", is_flag=True, help="Add parameters and multiply-adds (torch.utils.flop_counter).")
-def models_command(pattern: str | None, stats: bool) -> None:
-    """List the registered models."""
+@click.option("--all", "everything", is_flag=True,
+              help="Also every torchvision classification network (-m torchvision:NAME), refused ones with why.")
+def models_command(pattern: str | None, stats: bool, everything: bool) -> None:
+    """List the registered models (with --all, torchvision's too)."""
     from edgekit.models import default_config, get_spec, list_models
+    from edgekit.models.torchvision_zoo import listing
 
     table = Table(title="edgekit models" + (" (params and MACs at batch 1, default input size)" if stats else ""))
     columns = ["name", "input", "channels", "classes"] + (["params (M)", "MACs (M)"] if stats else []) + ["description"]
     for title in columns:
         table.add_column(title, justify="right" if "(M)" in title else "left")
-    for name in list_models(pattern):
-        spec = get_spec(name)
+    rows = [(name, get_spec(name), None) for name in list_models(pattern)]
+    for name, spec, reason in rows + (listing(pattern) if everything else []):
+        if spec is None:
+            table.add_row(name, "", "", "", *(["", ""] if stats else []), f"refused: {reason}")
+            continue
         row = [name, f"{spec.input_size}x{spec.input_size}", str(spec.in_channels), str(spec.num_classes)]
         if stats:
             from edgekit.models.stats import model_stats
@@ -124,13 +130,18 @@ def targets_command(probe: bool, board) -> None:
 
 
 @cli.command("build")
-@click.option("--model", "-m", required=True, help="Registered model name, or a path to an .onnx file.")
+@click.option("--model", "-m", required=True,
+              help="Registered name, torchvision:NAME, path/to/file.py:function, package.module:function "
+                   "(called with num_classes=, in_channels=; needs --input-size), or an .onnx file.")
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
 @click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
 @click.option("--calib-size", type=COUNT, default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
 @click.option("--calib-method", type=click.Choice(["minmax", "moving-average", "percentile", "entropy"]),
               help="Override the target's calibration method (ONNX Runtime targets).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict or edgekit checkpoint (loaded weights_only).")
+@click.option("--pretrained", is_flag=False, flag_value="DEFAULT", default=None, metavar="[TAG]",
+              help="torchvision:NAME only: its published weights (TAG e.g. IMAGENET1K_V1) [default TAG: DEFAULT], "
+                   "from the torch hub cache or downloaded into it.")
 @click.option("--out", "-o", type=click.Path(), help="Artifact folder [default: artifacts/<model>-<target>].")
 @click.option("--num-classes", type=NUM_CLASSES, help="Classifier size [default: the model's].")
 @click.option("--in-channels", type=ImageChannels(), help="Input channels, 1 or 3 [default: the model's].")
@@ -153,7 +164,7 @@ def targets_command(probe: bool, board) -> None:
               help="With --max-drop: wall-clock budget for the candidates [default: 6x a plain build, >= 60 s].")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def build_command(model, target, calib, calib_size, calib_method, weights, out, num_classes, in_channels,
+def build_command(model, target, calib, calib_size, calib_method, weights, pretrained, out, num_classes, in_channels,
                   input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size, objective,
                   plan_budget, no_latency_check, force) -> None:
     """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target."""
@@ -163,8 +174,8 @@ def build_command(model, target, calib, calib_size, calib_method, weights, out, 
                            calibration_method=calib_method, parity_tolerance=parity_tol, fp32_only=fp32_only,
                            max_drop=max_drop, val=val, val_size=val_size, objective=objective,
                            plan_budget=plan_budget, check_latency=not no_latency_check, force=force)
-    path = build_artifact(model, target, out, weights=weights, num_classes=num_classes, in_channels=in_channels,
-                          input_size=input_size, mean=mean, std=std, options=options)
+    path = build_artifact(model, target, out, weights=weights, pretrained=pretrained, num_classes=num_classes,
+                          in_channels=in_channels, input_size=input_size, mean=mean, std=std, options=options)
     click.echo(str(path))
 
 
@@ -234,7 +245,8 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
 
 
 @cli.command("train")
-@click.option("--model", "-m", required=True, help="Registered model name (see `edgekit models`).")
+@click.option("--model", "-m", required=True,
+              help="Registered name (see `edgekit models`), torchvision:NAME, or file.py:function (needs --input-size).")
 @click.option("--data", required=True, help="ImageFolder tree (split into train/val), or 'cifar10' (torchvision).")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Run folder: last.pt, best.pt, log.json/csv.")
 @click.option("--preset", type=click.Choice(sorted(RECIPES)), default="sgd-onecycle", show_default=True,

@@ -99,3 +99,48 @@ def openvino_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def rpi4_artifact(pattern_data, trained_tiny, tmp_path_factory) -> Path:
     return build_tiny("rpi4", tmp_path_factory.mktemp("build") / "tiny-rpi4", pattern_data, trained_tiny)
+
+
+# --pretrained without any real download. A published file's name carries the first hex digits of
+# its sha256 (shufflenetv2_x0.5-f707e7126e.pth) and no fake file can have torchvision's hash, so the
+# fake is a freshly initialised network saved under a name with *its own* hash prefix and the
+# weights' URL is monkeypatched to that name: edgekit's hash check runs for real, on a matching and
+# on a mismatching file.
+FAKE_PUBLISHED = "shufflenet_v2_x0_5"  # 1.4 M parameters: a 5.6 MB fake
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache (TORCH_HOME), and a download function that records the URL and fails."""
+    import torch
+    from urllib.error import URLError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    attempts = []
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        attempts.append(url)
+        raise URLError("network blocked by the test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return {"checkpoints": tmp_path / "torch" / "hub" / "checkpoints", "attempts": attempts}
+
+
+def publish_fake(hub, monkeypatch, *, matching_hash: bool = True) -> dict:
+    """A fresh network's state_dict in the cache under a torchvision-style name; the weights' URL points at it."""
+    import torch
+    from torchvision.models import get_model_weights
+
+    from edgekit.hashing import sha256_file
+    from edgekit.models import build_model, default_config
+
+    torch.manual_seed(0)
+    state_dict = build_model(default_config(f"torchvision:{FAKE_PUBLISHED}")).state_dict()
+    hub["checkpoints"].mkdir(parents=True, exist_ok=True)
+    scratch = hub["checkpoints"] / "scratch.pth"
+    torch.save(state_dict, scratch)
+    prefix = sha256_file(scratch)[:10] if matching_hash else "0123456789"
+    path = scratch.rename(hub["checkpoints"] / f"shufflenetv2_x0.5-{prefix}.pth")
+    member = get_model_weights(FAKE_PUBLISHED).DEFAULT
+    monkeypatch.setattr(member.value, "url", f"https://download.pytorch.org/models/{path.name}")
+    return {"path": path, "state_dict": state_dict}

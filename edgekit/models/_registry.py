@@ -13,12 +13,29 @@ from edgekit.models.pruned_shapes import apply_pruned_shapes
 
 
 @dataclass(frozen=True)
+class InputRule:
+    """The square input sizes a network takes, and why (torchvision's weights record a minimum; VGG's
+    AdaptiveAvgPool2d(7) exports to ONNX only at one size)."""
+
+    minimum: int = 1
+    only: int | None = None
+    why: str = ""
+
+    def problem(self, size: int) -> str | None:
+        if self.only is not None and size != self.only:
+            return f"takes {self.only} px input only, got {size} ({self.why})"
+        if size < self.minimum:
+            return f"needs input of at least {self.minimum} px, got {size}" + (f" ({self.why})" if self.why else "")
+        return None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What the pipeline needs to know about a registered model besides its weights."""
 
     name: str
     builder: Callable
-    input_size: int
+    input_size: int | None  # None: no natural size (a user's module), --input-size is required
     description: str
     in_channels: int = 3
     num_classes: int = 1000
@@ -28,9 +45,17 @@ class ModelSpec:
     resize: int | None = None
     family: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    interpolation: str = "bilinear"
+    input_rule: InputRule = InputRule()
+    # Builder options every config of this model starts with (a user module's source hash).
+    default_options: dict = field(default_factory=dict, hash=False)
+    # tag -> edgekit.models.pretrained.PretrainedWeights, for models with published weights.
+    pretrained: Callable | None = None
 
     def preprocessing(self, *, input_size: int | None = None, in_channels: int | None = None) -> Preprocessing:
         size = self.input_size if input_size is None else input_size
+        if size is None:
+            raise EdgekitError(f"model {self.name!r} has no default input size: pass --input-size")
         channels = self.in_channels if in_channels is None else in_channels
         mean, std = self.mean, self.std
         if channels != len(mean):
@@ -40,10 +65,15 @@ class ModelSpec:
         resize = None
         if self.resize is not None:
             resize = round(self.resize * size / self.input_size)
-        return Preprocessing(input_size=(size, size), channels=channels, mean=mean, std=std, resize=resize)
+        return Preprocessing(input_size=(size, size), channels=channels, mean=mean, std=std, resize=resize,
+                             interpolation=self.interpolation)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# Names resolved on demand rather than registered one by one: ``torchvision:<name>`` (80 networks,
+# listed by torchvision itself) and ``file.py:function`` (unknowable in advance). The first
+# resolver whose ``claims(name)`` is true turns the name into a ModelSpec.
+_RESOLVERS: list[tuple[Callable[[str], bool], Callable[[str], ModelSpec]]] = []
 
 
 def register_model(name: str, *, input_size: int, description: str, **spec_fields):
@@ -61,19 +91,26 @@ def register_model(name: str, *, input_size: int, description: str, **spec_field
     return wrap
 
 
+def register_resolver(claims: Callable[[str], bool], resolve: Callable[[str], ModelSpec]) -> None:
+    """``resolve(name)`` answers every name ``claims(name)`` accepts (and is asked in registration order)."""
+    _RESOLVERS.append((claims, resolve))
+
+
 def list_models(include: str | None = None) -> list[str]:
     names = sorted(_REGISTRY)
     return [n for n in names if include is None or fnmatch.fnmatch(n, include)]
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise EdgekitError(
-            f"unknown model {name!r}; registered models: {', '.join(list_models())} "
-            "(or pass a path to an .onnx file)"
-        ) from None
+    for claims, resolve in _RESOLVERS:
+        if claims(name):
+            return resolve(name)
+    raise EdgekitError(
+        f"unknown model {name!r}; registered models: {', '.join(list_models())} "
+        "(or torchvision:NAME, file.py:function, package.module:function, or a path to an .onnx file)"
+    )
 
 
 # Bounds that keep a config buildable: a 10^9-class head or a 10^5-pixel input is a typo, not a model.
@@ -129,10 +166,17 @@ class ModelConfig:
 def default_config(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
                    input_size: int | None = None, options: dict | None = None) -> ModelConfig:
     spec = get_spec(name)
+    input_size = spec.input_size if input_size is None else input_size
+    if input_size is None:
+        raise EdgekitError(f"model {name!r} has no default input size: pass --input-size")
     # `is None`, not `or`: an explicit 0 is an error to report, not a request for the default.
-    return ModelConfig(name, spec.num_classes if num_classes is None else num_classes,
-                       spec.in_channels if in_channels is None else in_channels,
-                       spec.input_size if input_size is None else input_size, dict(options or {}))
+    config = ModelConfig(name, spec.num_classes if num_classes is None else num_classes,
+                         spec.in_channels if in_channels is None else in_channels,
+                         input_size, {**spec.default_options, **(options or {})})
+    problem = spec.input_rule.problem(config.input_size)
+    if problem:
+        raise EdgekitError(f"model {name!r} {problem}")
+    return config
 
 
 def _accepts_options(builder: Callable, options: dict) -> bool:

@@ -29,7 +29,7 @@ from edgekit.stages.bench import labels_as_outputs, measure_models
 from edgekit.stages.export import OPSETS, compare_logits
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
 from edgekit.stages.quantize_ort import CALIBRATION_METHODS, quantize_onnx_static
-from edgekit.stages.source import SourceModel, is_onnx_path, resolve_model
+from edgekit.stages.source import SourceModel, artifact_stem, model_file, resolve_model
 from edgekit.targets import Target, load_target
 
 PARITY_SAMPLES = 16
@@ -68,7 +68,7 @@ def versions() -> dict:
 
 
 def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
-                   num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
+                   pretrained: str | None = None, num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
                    mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
     """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
     started = time.monotonic()
@@ -81,13 +81,12 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
         if options.max_drop is not None:
             planned = split_for_planning(available, calib_source=calib, calib_size=options.calib_size,
                                          val=options.val, val_size=options.val_size)
-    onnx_input = is_onnx_path(model)
-    out = Path(out) if out is not None else Path("artifacts") / f"{Path(model).stem if onnx_input else model}-{profile.name}"
+    out = Path(out) if out is not None else Path("artifacts") / f"{artifact_stem(model)}-{profile.name}"
     plan = plan_output_folder(out, force=options.force, owner=artifact_owner, inputs={
-        "calibration folder": calib, "validation folder": options.val, "weights file": weights, "model file": model if onnx_input else None,
-        "target profile": profile.source})
-    source = resolve_model(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
-                           input_size=input_size, mean=mean, std=std)
+        "calibration folder": calib, "validation folder": options.val, "weights file": weights,
+        "model file": model_file(model), "target profile": profile.source})
+    source = resolve_model(model, weights=weights, pretrained=pretrained, num_classes=num_classes,
+                           in_channels=in_channels, input_size=input_size, mean=mean, std=std)
     judging = _judging_images(source, planned) if planned is not None else None
     calibration, calib_record = _calibration_images(source, available, options, planned) if calib is not None \
         else (None, None)

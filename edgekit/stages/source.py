@@ -1,4 +1,5 @@
-"""Resolve ``--model``: a registered name (+ optional weights) or an existing ONNX file."""
+"""Resolve ``--model``: a registered name, ``torchvision:NAME``, ``file.py:function`` (+ optional
+weights or published ``--pretrained`` ones), or an existing ONNX file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from edgekit.data import Preprocessing
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from edgekit.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec, module_from_checkpoint, read_checkpoint
+from edgekit.models.pretrained import load_pretrained, pretrained_module
+from edgekit.progress import say
 from edgekit.runtimes import ort_session
 
 
@@ -20,7 +23,7 @@ class SourceModel:
     module: object | None = None  # torch.nn.Module for registered models
     config: object | None = None  # ModelConfig for registered models
     onnx_path: Path | None = None  # for ONNX input
-    weights: dict | None = None  # {"path", "sha256"} of the user's weights, if any
+    weights: dict | None = None  # {"path", "sha256"} of the user's weights (+ "pretrained", "url"), if any
     pruned_shapes: dict | None = None  # layer sizes of a channel-pruned network (see edgekit.prune)
     classes: list[str] | None = None  # class names in output order, when the checkpoint records them
 
@@ -33,32 +36,89 @@ def is_onnx_path(model: str) -> bool:
     return str(model).lower().endswith(".onnx")
 
 
-def resolve_model(model: str, *, weights: str | Path | None = None, num_classes: int | None = None,
-                  in_channels: int | None = None, input_size: int | None = None,
+def model_file(model: str) -> Path | None:
+    """The file ``--model`` reads: an .onnx file, or the .py of ``file.py:function``."""
+    if is_onnx_path(model):
+        return Path(model)
+    location = str(model).rpartition(":")[0]
+    return Path(location) if location.endswith(".py") else None
+
+
+def artifact_stem(model: str) -> str:
+    """A folder name for ``--model``: ``torchvision:resnet18`` -> resnet18, ``nets/my_net.py:build`` -> my_net-build."""
+    model = str(model)
+    if is_onnx_path(model):
+        return Path(model).stem
+    location, colon, function = model.rpartition(":")
+    if not colon:
+        return model
+    if location == "torchvision":
+        return function
+    return f"{Path(location).stem if location.endswith('.py') else location}-{function}"
+
+
+def resolve_model(model: str, *, weights: str | Path | None = None, pretrained: str | None = None,
+                  num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
                   mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> SourceModel:
     if is_onnx_path(model):
-        if weights is not None:
-            raise EdgekitError("--weights applies to registered models, not to an .onnx --model")
+        for given, option in ((weights, "--weights"), (pretrained, "--pretrained")):
+            if given is not None:
+                raise EdgekitError(f"{option} applies to registered models, not to an .onnx --model")
         return _onnx_source(Path(model), input_size=input_size, mean=mean, std=std)
+    if pretrained is not None:
+        if weights is not None:
+            raise EdgekitError("--weights and --pretrained both say where the weights come from: choose one")
+        return _pretrained_source(model, pretrained, num_classes=num_classes, in_channels=in_channels,
+                                  input_size=input_size, mean=mean, std=std)
     return _registry_source(model, weights=weights, num_classes=num_classes, in_channels=in_channels,
                             input_size=input_size, mean=mean, std=std)
 
 
+def check_pretrained(name: str, tag: str, *, in_channels: int | None):
+    """The published weights ``tag`` of ``name``, checked before anything is downloaded."""
+    spec = get_spec(name)
+    if spec.pretrained is None:
+        raise EdgekitError(f"--pretrained applies to torchvision:NAME models; {name!r} has no published weights "
+                           "(use --weights FILE)")
+    if in_channels not in (None, 3):
+        raise EdgekitError(f"--pretrained weights of {name} take 3-channel (RGB) input, not --in-channels {in_channels}")
+    return spec.pretrained(tag)
+
+
+def _pretrained_source(name, tag, *, num_classes, in_channels, input_size, mean, std) -> SourceModel:
+    published = check_pretrained(name, tag, in_channels=in_channels)
+    # The weights' own preprocessing (a tag may declare another crop than DEFAULT's, e.g. SWAG's 384 px).
+    config = default_config(name, num_classes=num_classes, in_channels=in_channels,
+                            input_size=_given_or(input_size, published.spec.input_size), options=published.options)
+    state_dict, record = load_pretrained(published)
+    module, reinitialised = pretrained_module(config, published, state_dict, source=record["path"])
+    if reinitialised:
+        record["reinitialised_for_num_classes"] = reinitialised
+        say(f"{published.label} has {published.categories} classes: {', '.join(reinitialised)} start freshly "
+            f"initialised for --num-classes {config.num_classes} (train them)")
+    preprocessing = published.spec.preprocessing(input_size=config.input_size, in_channels=config.in_channels)
+    return SourceModel(name=name, preprocessing=_override_stats(preprocessing, mean, std), module=module,
+                       config=config, weights=record)
+
+
 def _registry_source(name, *, weights, num_classes, in_channels, input_size, mean, std) -> SourceModel:
     spec = get_spec(name)
-    config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    checkpoint, weights_record, saved_preprocessing, pruned_shapes, classes = None, None, None, None, None
+    checkpoint, weights_record, saved_config, saved_preprocessing, pruned_shapes, classes = (None,) * 6
     if weights is not None:
         checkpoint = read_checkpoint(weights)
         saved_config, saved_preprocessing = checkpoint.config, checkpoint.preprocessing
-        if saved_config is not None:
-            if saved_config.name != name:
-                raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
-            # The checkpoint knows its head and stem; explicit flags still win so a mismatch is reported.
-            config = default_config(name, num_classes=_given_or(num_classes, saved_config.num_classes),
-                                    in_channels=_given_or(in_channels, saved_config.in_channels),
-                                    input_size=_given_or(input_size, saved_config.input_size),
-                                    options=saved_config.options)
+        if saved_config is not None and saved_config.name != name:
+            raise EdgekitError(f"checkpoint {weights} is for model {saved_config.name!r}, not {name!r}")
+    if saved_config is None:
+        config = default_config(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    else:
+        # The checkpoint knows its head, stem and input size (a user module has no default one);
+        # explicit flags still win so a mismatch is reported.
+        config = default_config(name, num_classes=_given_or(num_classes, saved_config.num_classes),
+                                in_channels=_given_or(in_channels, saved_config.in_channels),
+                                input_size=_given_or(input_size, saved_config.input_size),
+                                options=saved_config.options)
+    if checkpoint is not None:
         weights_record = {"path": str(weights), "sha256": sha256_file(Path(weights))}
         pruned_shapes, classes = checkpoint.pruned_shapes, checkpoint.classes
         if classes is not None and len(classes) != config.num_classes:

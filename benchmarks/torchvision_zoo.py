@@ -1,0 +1,143 @@
+"""Every torchvision classification network through build (cpu) + bench: pass, fail or refused, and why.
+
+    .venv/bin/python benchmarks/torchvision_zoo.py                       # all of them (hours on 2 cores)
+    .venv/bin/python benchmarks/torchvision_zoo.py --models resnet18,mobilenet_v3_small,shufflenet_v2_x0_5
+
+For each name of ``torchvision.models.list_models(module=torchvision.models)``: refused up front
+(edgekit.models.torchvision_zoo's tables: the reason is recorded), else built as ``-m torchvision:NAME``
+for the ``cpu`` target at a small input (``--input-size``, raised to the network's minimum or fixed
+size) with a few generated calibration images, then benched. Weights: random (seed 0), BatchNorm
+statistics re-estimated on the generated images (no download is possible here; see README.md,
+"What the weights are"), so parity is checked at 5e-4 as in tests/stages/test_registry_pipeline.py.
+"pass" = export, parity, int8 and every bench row ran; "fail" records the stage and the error line.
+Writes <out>/<tag>.json and .csv after every network, so a long run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact import read_manifest
+from edgekit.data import find_images
+from edgekit.errors import EdgekitError
+from edgekit.models import build_model, default_config, get_spec, save_checkpoint
+from edgekit.models.batchnorm import recalibrate_batchnorm
+from edgekit.models.torchvision_zoo import PREFIX, refusal, torchvision_names
+from edgekit.stages.bench import bench_artifact
+from edgekit.stages.build import BuildOptions, build_artifact
+
+from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+PARITY_TOLERANCE = 5e-4  # random weights: see tests/stages/test_registry_pipeline.py
+NUM_CLASSES = 10
+
+
+def generated_images(folder: Path, count: int, *, size: int = 96, seed: int = 0) -> Path:
+    """Smooth random colour fields with edges: activations with structure, unlike white noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for index in range(count):
+        waves = [np.sin(2 * np.pi * (rng.uniform(0.5, 4) * xx + rng.uniform(0.5, 4) * yy + rng.uniform()))
+                 for _ in range(3)]
+        image = (np.stack(waves, axis=-1) + 1) / 2 * rng.uniform(0.4, 1.0, size=3)
+        image += rng.normal(0, 0.05, size=image.shape)
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"{index:03d}.png")
+    return folder
+
+
+def zoo_input_size(name: str, small: int) -> int:
+    rule = get_spec(PREFIX + name).input_rule
+    return rule.only if rule.only is not None else max(small, rule.minimum)
+
+
+def one_network(name: str, work: Path, calib: Path, args) -> dict:
+    import torch
+
+    reason = refusal(name)
+    if reason:
+        return {"model": name, "status": "refused", "reason": reason}
+    record = {"model": name, "status": "fail", "stage": "build"}
+    started = time.monotonic()
+    try:
+        size = zoo_input_size(name, args.input_size)
+        record["input_size"] = size
+        torch.manual_seed(0)
+        config = default_config(PREFIX + name, num_classes=NUM_CLASSES, input_size=size)
+        model = build_model(config)
+        record["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 3)
+        spec = get_spec(PREFIX + name)
+        recalibrate_batchnorm(model, find_images(calib).load(spec.preprocessing(input_size=size)))
+        weights = save_checkpoint(work / f"{name}.pt", config, model.state_dict())
+        out = work / f"{name}-cpu"
+        build_artifact(PREFIX + name, "cpu", out, weights=weights, options=BuildOptions(
+            calib=calib, calib_size=args.calib_size, parity_tolerance=PARITY_TOLERANCE, check_latency=False,
+            force=True))
+        manifest = read_manifest(out)
+        record.update(parity=manifest.export["parity"]["max_normalised_diff"],
+                      int8_agreement=manifest.quantization.int8_vs_fp32["top1_agreement"], stage="bench")
+        report = bench_artifact(out, runs=args.runs, warmup=args.warmup)
+        failed = [f"{row['file']}: {row.get('error')}" for row in report["results"] if not row.get("ok")]
+        for row in report["results"]:
+            if row.get("ok"):
+                record[f"p50_ms_{row['runtime']}_{row['precision']}"] = row["latency_ms"]["p50"]
+        record.update(status="fail" if failed else "pass", reason="; ".join(failed) or None)
+        if not failed:
+            record.pop("stage")
+    except EdgekitError as error:
+        record["reason"] = error.one_line()
+    except Exception as error:  # a bug or an exporter failure: recorded, and the zoo goes on
+        record["reason"] = f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
+        record["traceback"] = traceback.format_exc(limit=4)
+    record["seconds"] = round(time.monotonic() - started, 1)
+    return record
+
+
+CSV_KEYS = ("model", "status", "stage", "reason", "input_size", "params_m", "seconds", "parity", "int8_agreement",
+            "p50_ms_pytorch_fp32", "p50_ms_onnxruntime_fp32", "p50_ms_onnxruntime_int8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help="comma-separated torchvision names [default: all of them]")
+    parser.add_argument("--input-size", type=int, default=64, help="small input (raised to a network's minimum)")
+    parser.add_argument("--calib-size", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--tag", default="torchvision_zoo", help="result file name: <out>/<tag>.json/.csv")
+    args = parser.parse_args()
+    names = args.models.split(",") if args.models else torchvision_names()
+    unknown = sorted(set(names) - set(torchvision_names()))
+    if unknown:
+        parser.error(f"not torchvision classification models: {', '.join(unknown)}")
+    records = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-zoo-") as scratch:
+        calib = generated_images(Path(scratch) / "calib", args.calib_size)
+        for name in names:
+            work = Path(scratch) / name
+            work.mkdir()
+            print(f"== {name}", file=sys.stderr, flush=True)
+            records.append(one_network(name, work, calib, args))
+            print(f"   {records[-1]['status']}: {records[-1].get('reason') or ''}", file=sys.stderr, flush=True)
+            # Latencies mean little on a loaded host; the load says how loaded it was.
+            summary = {"settings": vars(args), "load_average_1_5_15_min": os.getloadavg(), "weights": "random (seed 0), BatchNorm re-estimated on the generated "
+                       "calibration images", "counts": {s: sum(r["status"] == s for r in records)
+                                                        for s in ("pass", "fail", "refused")}, "models": records}
+            write_results(Path(args.out), args.tag, summary, [{k: r.get(k) for k in CSV_KEYS} for r in records])
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
+    sys.exit(main())
