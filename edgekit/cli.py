@@ -177,8 +177,13 @@ def build_command(model, target, calib, calib_size, calib_method, weights, out, 
 @click.option("--threads", type=THREADS, help="Inference threads [default: the target's].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write results as CSV.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write a Markdown report: the table, host, versions, what was recommended and why.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write a PNG: p50 latency vs top-1 and vs size, one labelled point per model.")
 @board_options
-def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, board) -> None:
+def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, report_path, plot_path,
+                  board) -> None:
     """Latency, throughput, memory, size and accuracy of every model in an artifact.
 
     With --host, the artifact's ONNX Runtime models and a small runner are copied to the board over
@@ -187,7 +192,8 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
     from edgekit.stages.bench import bench_artifact
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
-                            json_path=json_path, csv_path=csv_path, board=board)
+                            json_path=json_path, csv_path=csv_path, report_path=report_path, plot_path=plot_path,
+                            board=board)
     print_bench_table(report)
     if any(not row.get("ok") for row in report["results"]):
         raise EdgekitError("some models failed to run (see the table)")
