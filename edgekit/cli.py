@@ -15,6 +15,7 @@ from edgekit import __version__
 from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, SEED, THREADS, USER_FAILURES,
                                  FiniteFloat, ImageChannels, float_list, fraction, given_options_as_args,
                                  one_line_failure, positive_float)
+from edgekit.cli_config import config_option
 from edgekit.demo import run_demo
 from edgekit.errors import EdgekitError
 from edgekit.isa import probe_local
@@ -124,6 +125,7 @@ def targets_command(probe: bool, board) -> None:
 
 
 @cli.command("build")
+@config_option(path_suffixes={"model": ".onnx", "target": ".toml"})
 @click.option("--model", "-m", required=True, help="Registered model name, or a path to an .onnx file.")
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
 @click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
@@ -170,6 +172,7 @@ def build_command(model, target, calib, calib_size, calib_method, weights, out, 
 
 @cli.command("bench")
 @click.argument("artifact", type=click.Path())
+@config_option()
 @click.option("--data", type=click.Path(), help="Labelled ImageFolder tree for top-1 accuracy and agreement.")
 @click.option("--limit", type=COUNT, default=1000, show_default=True, help="Max evaluation images (deterministic sample).")
 @click.option("--runs", type=COUNT, default=200, show_default=True, help="Timed runs per model after warm-up.")
