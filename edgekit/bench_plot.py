@@ -79,7 +79,7 @@ def _place_labels(axes, points: list[tuple[float, float]], labels: list[str], co
             if best[0] == 0:
                 break
         box = best[2]
-        taken.append((box.x0 - 2, box.y0 - 2, box.x1 + 2, box.y1 + 2))
+        taken.append((box.x0 - 6, box.y0 - 3, box.x1 + 6, box.y1 + 3))  # a gap between neighbouring labels
 
 
 def _panel(axes, rows: list[dict], values: list[float], *, title: str, log_latency: bool, threads: int) -> None:
@@ -97,6 +97,14 @@ def _panel(axes, rows: list[dict], values: list[float], *, title: str, log_laten
     axes.margins(x=0.35 if not log_latency else 0.45, y=0.35)
     if not log_latency:  # margins would otherwise reach below 0 ms
         axes.set_xlim(left=max(0.0, axes.get_xlim()[0]))
+
+
+def _accuracy_limits(values: list[float]) -> tuple[float, float]:
+    """At least a point of range around the values (equal accuracies would otherwise get an arbitrary
+    +-6% axis), room above them for labels, and never far past 100%."""
+    low, high = min(values), max(values)
+    span = max(high - low, 1.0)
+    return max(0.0, low - 0.6 * span), min(high + 0.6 * span, 100 + 0.25 * span)
 
 
 def bench_figure(report: dict):
@@ -120,6 +128,8 @@ def bench_figure(report: dict):
     for axes, values, title in series:
         _panel(axes, rows, values, title=title, log_latency=log_latency, threads=threads)
     panels[-1].set_ylim(bottom=0)  # sizes compare by ratio: the axis starts at 0 MB
+    if metric:
+        panels[0].set_ylim(*_accuracy_limits(series[0][1]))
     host = report["host"]
     where = f"board {host['board']}, " if host.get("board") else ""
     figure.suptitle(f"edgekit bench: {report['model']} for {report['target']} on {where}{host.get('cpu')}",

@@ -63,7 +63,7 @@ def _recommendation(report: dict) -> list[str]:
         lines += ["", "Its int8 model was made with the target's fixed recipe (built without `--max-drop`)."]
         return lines
     lines += ["", f"The int8 planner (`--max-drop {plan['max_drop']:g}`, {plan['metric']}, objective "
-                  f"{plan['objective']}; fp32 {plan['baseline_accuracy']:.2f}%) compared {plan['candidates']} "
+                  f"{plan['objective']}; fp32 {plan['baseline_accuracy']:.2f}%) considered {plan['candidates']} "
                   f"candidates and shipped **{plan['chosen']}**: {plan['reason']}."]
     candidate = plan.get("candidate")
     if candidate and candidate.get("status") == "tried":

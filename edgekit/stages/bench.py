@@ -135,7 +135,7 @@ def recommendation(manifest: ArtifactManifest) -> dict:
 
 
 def report_files(report: dict, plans: dict[str, PlannedFile]) -> list[tuple[PlannedFile, str | bytes]]:
-    """Every requested file rendered in memory first: a failing renderer leaves no file half the set."""
+    """Every requested file rendered in memory first, so a renderer that fails leaves none of them written."""
     render = {"--json": lambda: json.dumps(report, indent=2) + "\n", "--csv": lambda: csv_text(report),
               "--report": lambda: render_bench_markdown(report), "--plot": lambda: render_bench_plot(report)}
     return [(plan, render[option]()) for option, plan in plans.items()]
