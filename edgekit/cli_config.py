@@ -46,10 +46,7 @@ def _load_config(ctx: click.Context, _param, value, *, path_suffixes: dict[str, 
         name = key.replace("_", "-")
         param = options.get(name)
         if param is None:
-            close = difflib.get_close_matches(name, options, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; `edgekit {ctx.info_name}` takes " \
-                   + ", ".join(sorted(options))
-            raise click.UsageError(f"{path}: unknown key {key!r}{hint}")
+            raise click.UsageError(f"{path}: unknown key {key!r}{_suggestion(name, options, ctx.info_name)}")
         if param.name in defaults:
             raise click.UsageError(f"{path}: key {key!r} is given twice (as {name} and {name.replace('-', '_')})")
         value = _relative_to(path, param, _typed(path, key, raw, param), path_suffixes)
@@ -59,6 +56,11 @@ def _load_config(ctx: click.Context, _param, value, *, path_suffixes: dict[str, 
             raise click.UsageError(f"{path}: {key!r}: {error.message}") from None
         defaults[param.name] = value
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _suggestion(name: str, options: dict, command: str) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f"; `edgekit {command}` takes {', '.join(sorted(options))}"
 
 
 def _read_toml(path: Path) -> dict:

@@ -163,3 +163,26 @@ def test_the_shipped_recipes_are_valid(calls, recipe):
     result = run("bench", call["out"], "--config", recipe)
     assert result.exit_code == 0, result.output
     assert Path(calls.pop()["data"]).resolve() == ROOT / "heldout"
+
+
+def test_a_recipe_builds_and_benches_a_real_artifact_beside_it(pattern_data, trained_tiny, tmp_path, monkeypatch):
+    import shutil
+
+    from edgekit.artifact import read_manifest
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(trained_tiny["checkpoint"], project / "tiny.pt")
+    recipe = _recipe(project, f'[build]\nmodel = "tiny_cnn"\ntarget = "cpu"\nweights = "tiny.pt"\n'
+                              f'calib = "{pattern_data["train"]}"\ncalib-size = 32\nout = "art"\nno-latency-check = true\n'
+                              f'[bench]\ndata = "{pattern_data["val"]}"\nruns = 3\nwarmup = 0\nreport = "bench.md"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run("build", "--config", "../project/recipe.toml", "--calib-size", 16)
+    assert result.exit_code == 0, result.output
+    assert read_manifest(project / "art").quantization.calibration.images == 16  # the command line won
+    result = run("bench", project / "art", "--config", recipe)
+    assert result.exit_code == 0, result.output
+    assert "| model_int8.onnx | onnxruntime | int8 |" in (project / "bench.md").read_text()
+    assert list(elsewhere.iterdir()) == []
