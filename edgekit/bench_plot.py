@@ -86,17 +86,31 @@ def _panel(axes, rows: list[dict], values: list[float], *, title: str, log_laten
     for row, value in zip(rows, values):
         axes.scatter(row["latency_ms"]["p50"], value, s=46, zorder=3, color=_colour(row),
                      marker=MARKERS.get(row["precision"], "D"), edgecolors="black", linewidths=0.5)
-    if log_latency:
-        from matplotlib.ticker import FuncFormatter
-
-        axes.set_xscale("log")
-        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, not 10^-1
     axes.set_xlabel(f"p50 latency (ms, batch 1, {threads} threads{', log scale' if log_latency else ''})")
     axes.set_ylabel(title)
     axes.grid(True, alpha=0.3)
-    axes.margins(x=0.35 if not log_latency else 0.45, y=0.35)
-    if not log_latency:  # margins would otherwise reach below 0 ms
+    axes.margins(x=0.35, y=0.35)
+    if log_latency:
+        _log_latency_axis(axes, [row["latency_ms"]["p50"] for row in rows])
+    else:  # margins would otherwise reach below 0 ms
         axes.set_xlim(left=max(0.0, axes.get_xlim()[0]))
+
+
+def _log_latency_axis(axes, latencies: list[float]) -> None:
+    """Room for labels on both sides (in decades, not a share of the span), ticks at readable values."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axes.set_xscale("log")
+    low, high = math.log10(min(latencies)), math.log10(max(latencies))
+    pad = max(0.3, 0.2 * (high - low))
+    axes.set_xlim(10 ** (low - pad), 10 ** (high + pad))
+    # 1, 2, 5, 10 ... over a few decades; decades alone beyond (LogLocator drops every tick when the
+    # sub-decade ticks would be too many).
+    subs = (1.0, 2.0, 5.0) if high - low + 2 * pad <= 3.5 else (1.0,)
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, not 10^-1
 
 
 def _accuracy_limits(values: list[float]) -> tuple[float, float]:
