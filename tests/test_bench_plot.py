@@ -57,11 +57,15 @@ def test_agreement_is_plotted_when_there_are_no_labels():
     assert bench_figure(report).axes[0].get_ylabel() == "top-1 agreement with fp32 (%)"
 
 
-def test_a_wide_latency_range_uses_a_log_axis():
+@pytest.mark.parametrize("slowest", [25.0, 2500.0])
+def test_a_wide_latency_range_uses_a_log_axis_with_readable_ticks(slowest):
     report = sample_report()
-    report["results"][0]["latency_ms"]["p50"] = 25.0
+    report["results"][0]["latency_ms"]["p50"] = slowest
     axes = bench_figure(report).axes[0]
     assert axes.get_xscale() == "log" and "log scale" in axes.get_xlabel()
+    low, high = axes.get_xlim()
+    shown = [label.get_text() for tick, label in zip(axes.get_xticks(), axes.get_xticklabels()) if low <= tick <= high]
+    assert len(shown) >= 3 and "0.1" in shown and all("^" not in text for text in shown)
 
 
 def test_the_png_is_valid_sized_and_marked_as_edgekits(tmp_path):
