@@ -15,6 +15,7 @@ from edgekit import __version__
 from edgekit.cli_support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, SEED, THREADS, USER_FAILURES,
                                  FiniteFloat, ImageChannels, float_list, fraction, given_options_as_args,
                                  one_line_failure, positive_float)
+from edgekit.cli_config import config_option
 from edgekit.demo import run_demo
 from edgekit.errors import EdgekitError
 from edgekit.isa import probe_local
@@ -130,6 +131,7 @@ def targets_command(probe: bool, board) -> None:
 
 
 @cli.command("build")
+@config_option(path_suffixes={"model": ".onnx", "target": ".toml"})
 @click.option("--model", "-m", required=True,
               help="Registered name, torchvision:NAME, path/to/file.py:function, package.module:function "
                    "(called with num_classes=, in_channels=; needs --input-size), or an .onnx file.")
@@ -181,6 +183,7 @@ def build_command(model, target, calib, calib_size, calib_method, weights, pretr
 
 @cli.command("bench")
 @click.argument("artifact", type=click.Path())
+@config_option()
 @click.option("--data", type=click.Path(), help="Labelled ImageFolder tree for top-1 accuracy and agreement.")
 @click.option("--limit", type=COUNT, default=1000, show_default=True, help="Max evaluation images (deterministic sample).")
 @click.option("--runs", type=COUNT, default=200, show_default=True, help="Timed runs per model after warm-up.")
@@ -188,8 +191,13 @@ def build_command(model, target, calib, calib_size, calib_method, weights, pretr
 @click.option("--threads", type=THREADS, help="Inference threads [default: the target's].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write results as CSV.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write a Markdown report: the table, host, versions, what was recommended and why.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write a PNG: p50 latency vs top-1 and vs size, one labelled point per model.")
 @board_options
-def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, board) -> None:
+def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_path, report_path, plot_path,
+                  board) -> None:
     """Latency, throughput, memory, size and accuracy of every model in an artifact.
 
     With --host, the artifact's ONNX Runtime models and a small runner are copied to the board over
@@ -198,7 +206,8 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
     from edgekit.stages.bench import bench_artifact
 
     report = bench_artifact(artifact, data=data, limit=limit, runs=runs, warmup=warmup, threads=threads,
-                            json_path=json_path, csv_path=csv_path, board=board)
+                            json_path=json_path, csv_path=csv_path, report_path=report_path, plot_path=plot_path,
+                            board=board)
     print_bench_table(report)
     if any(not row.get("ok") for row in report["results"]):
         raise EdgekitError("some models failed to run (see the table)")

@@ -72,6 +72,7 @@ def float_list(*, positive: bool = False):
             raise click.BadParameter(f"every value must be > 0, got {value!r}", param=param)
         return numbers
 
+    parse.comma_separated = True  # a recipe (edgekit.cli_config) may give a TOML array instead
     return parse
 
 

@@ -3,7 +3,8 @@
 scikit-learn ships the UCI handwritten digits (1,797 8x8 images, 10 classes). The demo writes
 them as PNG files in ImageFolder layout (so the same image-loading path as a user's data is
 exercised), trains ``small_cnn`` on 80% of them, builds an int8 artifact for the ``cpu`` target
-calibrated on training images, and benchmarks it on the held-out 20% with accuracy.
+calibrated on training images, and benchmarks it on the held-out 20% with accuracy (JSON, CSV, a
+Markdown report and a latency/accuracy/size plot).
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     checkpoint = save_checkpoint(workdir / f"{MODEL}_digits.pt", config, model.state_dict())
     artifact = build_artifact(MODEL, "cpu", workdir / f"{MODEL}-digits-cpu", weights=checkpoint,
                               options=BuildOptions(calib=train_dir, calib_size=300, force=True))
-    report = bench_artifact(artifact, data=val_dir, json_path=workdir / "bench.json",
-                            csv_path=workdir / "bench.csv")
+    results = {suffix: workdir / f"bench.{suffix}" for suffix in ("json", "csv", "md", "png")}
+    report = bench_artifact(artifact, data=val_dir, json_path=results["json"], csv_path=results["csv"],
+                            report_path=results["md"], plot_path=results["png"])
     print_bench_table(report)
-    say(f"artifact: {artifact}  (REPORT.md, manifest.json); results: {workdir / 'bench.json'}, {workdir / 'bench.csv'}")
+    say(f"artifact: {artifact}  (REPORT.md, manifest.json); results: {', '.join(map(str, results.values()))}")
     return json.loads((workdir / "bench.json").read_text())

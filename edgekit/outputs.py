@@ -464,12 +464,12 @@ def plan_output_file(path: str | Path, *, option: str, recognise: Callable[[Path
     return PlannedFile(resolved, exists)
 
 
-def write_planned_file(plan: PlannedFile, text: str) -> None:
+def write_planned_file(plan: PlannedFile, content: str | bytes) -> None:
     """Write via a temp file; publish without replacing unless the plan found edgekit's own file."""
     descriptor, temp = tempfile.mkstemp(prefix=f".{plan.path.name}.", suffix=".tmp", dir=plan.path.parent)
     try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb" if isinstance(content, bytes) else "w") as handle:
+            handle.write(content)
         os.chmod(temp, 0o666 & ~_umask())
         if plan.replace:
             os.replace(temp, plan.path)

@@ -40,7 +40,8 @@ def flatten(row: dict) -> dict:
     return flat
 
 
-def _cell(key: str, value) -> str:
+def cell_text(key: str, value) -> str:
+    """A bench table cell as shown (terminal and Markdown): percentages, speed-ups, rounded numbers."""
     if value is None:
         return "-"
     if key in ("top1", "agreement_with_fp32"):
@@ -54,7 +55,7 @@ def _cell(key: str, value) -> str:
     return str(value)
 
 
-def _where(host: dict) -> str:
+def host_line(host: dict) -> str:
     where = f"{host['cpu']}, {host.get('os')}"
     return f"board {host['board']} ({where})" if host.get("board") else where
 
@@ -66,17 +67,17 @@ def print_bench_table(report: dict, console: Console | None = None) -> None:
     settings = report["settings"]
     host = report["host"]
     table = Table(title=f"edgekit bench: {report['model']} for {report['target']} "
-                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {_where(host)}",
+                        f"(batch 1, {settings['threads']} threads, {settings['runs']} runs) on {host_line(host)}",
                   box=box.SIMPLE_HEAD)
     for key, title in COLUMNS:
         table.add_column(title, justify="left" if key in LEFT else "right", no_wrap=True)
     for row in report["results"]:
         flat = flatten(row)
         if not row.get("ok"):
-            table.add_row(flat["file"], flat["runtime"], flat["precision"], _cell("size_mb", flat["size_mb"]),
+            table.add_row(flat["file"], flat["runtime"], flat["precision"], cell_text("size_mb", flat["size_mb"]),
                           f"[red]failed: {flat['error']}[/red]", *["-"] * (len(COLUMNS) - 5))
             continue
-        table.add_row(*[_cell(key, flat[key]) for key, _ in COLUMNS])
+        table.add_row(*[cell_text(key, flat[key]) for key, _ in COLUMNS])
     console.print(table)
 
 

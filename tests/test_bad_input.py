@@ -187,6 +187,12 @@ def artifact_copy(cpu_artifact, tmp_path):
     (["--json", "{tmp}/missing/r.json"], "does not exist"),
     (["--json", "{tmp}/notes.txt"], "edgekit did not write it"),
     (["--csv", "{tmp}"], "--csv"),
+    (["--report", "{art}/REPORT.md"], "inside the artifact"),
+    (["--report", "{tmp}/notes.txt"], "edgekit did not write it"),
+    (["--plot", "{tmp}/notes.txt"], "--plot"),
+    (["--plot", "{tmp}/missing/p.png"], "does not exist"),
+    (["--report", "{tmp}/r.md", "--plot", "{tmp}/r.md"], "--report and --plot name the same file"),
+    (["--plot", "{tmp}/renamed/p.png", "--data", "{tmp}/renamed"], "inside the evaluation data"),
     (["--data", "{tmp}/renamed"], "not classes of this model"),
 ])
 def test_bench_bad_options_are_refused_before_measuring(artifact_copy, tmp_path, pattern_data, options, fragment):

@@ -35,9 +35,12 @@ def test_build_then_bench_through_the_cli(pattern_data, trained_tiny, tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "manifest.json").is_file()
     result = run("bench", out, "--data", pattern_data["val"], "--runs", 5, "--warmup", 1,
-                 "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv")
+                 "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv", "--report", tmp_path / "b.md",
+                 "--plot", tmp_path / "b.png")
     assert result.exit_code == 0, result.output
     assert "model_int8.onnx" in result.output and (tmp_path / "b.csv").is_file()
+    assert "| model_int8.onnx | onnxruntime | int8 |" in (tmp_path / "b.md").read_text()
+    assert (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 @pytest.fixture()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.artifact import entry_bytes, read_manifest
+from edgekit.bench_plot import is_bench_plot, render_bench_plot
+from edgekit.bench_report import is_bench_markdown, render_bench_markdown
 from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.checks import require_int
@@ -21,6 +25,7 @@ from edgekit.progress import progress, say, warn
 from edgekit.remote.bench import measure_on_board
 from edgekit.remote.ssh import Board
 from edgekit.reporting import csv_text, is_bench_csv
+from edgekit.versions import BENCH_PACKAGES, installed_versions
 
 REPORT_SCHEMA = "edgekit.bench/1"
 
@@ -95,16 +100,45 @@ def labels_as_outputs(images: ImageSet, classes, expected: int | None, data: str
     return list(images.labels)
 
 
-def plan_reports(folder: Path, data, json_path, csv_path) -> tuple[PlannedFile | None, PlannedFile | None]:
-    """Check both report paths before anything runs: never inside the artifact, never over a user's file."""
+REPORT_FILES = (  # option, how edgekit recognises its own earlier file there (which a rerun may replace)
+    ("--json", has_schema(REPORT_SCHEMA)), ("--csv", is_bench_csv), ("--report", is_bench_markdown),
+    ("--plot", is_bench_plot),
+)
+
+
+def plan_reports(folder: Path, data, paths: dict[str, str | Path | None]) -> dict[str, PlannedFile]:
+    """Check every report path (``{"--json": path, ...}``) before anything runs: never inside the artifact or
+    the evaluation data, never over a user's file, no two options naming one file."""
     forbidden = {"artifact": folder, **({"evaluation data": Path(data)} if data is not None else {})}
-    json_plan = plan_output_file(json_path, option="--json", recognise=has_schema(REPORT_SCHEMA),
-                                 forbidden=forbidden) if json_path else None
-    csv_plan = plan_output_file(csv_path, option="--csv", recognise=is_bench_csv,
-                                forbidden=forbidden) if csv_path else None
-    if json_plan and csv_plan and json_plan.path == csv_plan.path:
-        raise EdgekitError(f"--json and --csv name the same file {json_plan.path}")
-    return json_plan, csv_plan
+    plans = {option: plan_output_file(paths[option], option=option, recognise=recognise, forbidden=forbidden)
+             for option, recognise in REPORT_FILES if paths.get(option)}
+    seen: dict[Path, str] = {}
+    for option, plan in plans.items():
+        if plan.path in seen:
+            raise EdgekitError(f"{seen[plan.path]} and {option} name the same file {plan.path}")
+        seen[plan.path] = option
+    if "--plot" in plans and importlib.util.find_spec("matplotlib") is None:
+        raise EdgekitError("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+    return plans
+
+
+def recommendation(manifest: ArtifactManifest) -> dict:
+    """What the artifact recommends and why, and the int8 planner's choice when it has one."""
+    plan = manifest.quantization_plan
+    chosen = None
+    if plan is not None:
+        candidate = next((c for c in plan.candidates if c.name == plan.chosen), None)
+        chosen = {"chosen": plan.chosen, "reason": plan.reason, "objective": plan.objective,
+                  "max_drop": plan.max_drop, "metric": plan.metric, "baseline_accuracy": plan.baseline_accuracy,
+                  "candidates": len(plan.candidates), "candidate": candidate.to_dict() if candidate else None}
+    return {"model": manifest.recommended_model, "reason": manifest.recommendation_reason, "plan": chosen}
+
+
+def report_files(report: dict, plans: dict[str, PlannedFile]) -> list[tuple[PlannedFile, str | bytes]]:
+    """Every requested file rendered in memory first, so a renderer that fails leaves none of them written."""
+    render = {"--json": lambda: json.dumps(report, indent=2) + "\n", "--csv": lambda: csv_text(report),
+              "--report": lambda: render_bench_markdown(report), "--plot": lambda: render_bench_plot(report)}
+    return [(plan, render[option]()) for option, plan in plans.items()]
 
 
 def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
@@ -133,15 +167,21 @@ def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
 def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limit: int = 1000,
                    runs: int = 200, warmup: int = 20, threads: int | None = None,
                    json_path: str | Path | None = None, csv_path: str | Path | None = None,
+                   report_path: str | Path | None = None, plot_path: str | Path | None = None,
                    board: Board | None = None) -> dict:
-    """Measure here, or on `board` over SSH (ONNX Runtime models only) with the same runner code."""
+    """Measure here, or on `board` over SSH (ONNX Runtime models only) with the same runner code.
+
+    ``report_path`` gets the results as Markdown (with host, versions and the recommendation),
+    ``plot_path`` a PNG of latency against accuracy and size.
+    """
     folder = Path(artifact)
     manifest = read_manifest(folder)
     threads = manifest.target.threads if threads is None else threads
     for option, value, low in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--limit", limit, 1),
                                ("--threads", threads, 1)):
         require_int(option, value, low)
-    json_plan, csv_plan = plan_reports(folder, data, json_path, csv_path)
+    plans = plan_reports(folder, data, {"--json": json_path, "--csv": csv_path, "--report": report_path,
+                                        "--plot": plot_path})
     labels = None
     with scratch_folder("bench") as tmp:
         data_path = None
@@ -162,13 +202,13 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
         row.pop("predictions", None)
     report = {
         "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest.model.name,
-        "target": manifest.target.name, "host": host,
+        "target": manifest.target.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": host, "versions": installed_versions(BENCH_PACKAGES),
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
-                     "eval_images": len(labels) if labels else 0},
+                     "eval_images": len(labels) if labels else 0, "data": str(data) if data is not None else None},
+        "recommendation": recommendation(manifest),
         "results": rows,
     }
-    if json_plan:
-        write_planned_file(json_plan, json.dumps(report, indent=2) + "\n")
-    if csv_plan:
-        write_planned_file(csv_plan, csv_text(report))
+    for plan, content in report_files(report, plans):
+        write_planned_file(plan, content)
     return report

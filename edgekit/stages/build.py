@@ -6,7 +6,6 @@ import platform
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +30,11 @@ from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
 from edgekit.stages.quantize_ort import CALIBRATION_METHODS, quantize_onnx_static
 from edgekit.stages.source import SourceModel, artifact_stem, model_file, resolve_model
 from edgekit.targets import Target, load_target
+from edgekit.versions import installed_versions
 
 PARITY_SAMPLES = 16
 # Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
 MIN_INT8_AGREEMENT = 0.9
-VERSIONED = ("edgekit", "torch", "torchvision", "onnx", "onnxruntime", "onnxsim", "openvino", "nncf", "numpy")
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,6 @@ class BuildOptions:
     plan_budget: float | None = None  # seconds
     check_latency: bool = True
     force: bool = False
-
-
-def versions() -> dict:
-    found = {}
-    for package in VERSIONED:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    found["python"] = platform.python_version()
-    return found
 
 
 def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
@@ -207,7 +195,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         output={"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
         # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
         classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
-        versions=versions(), models=models, export=exported, simplify=simplified)
+        versions=installed_versions(), models=models, export=exported, simplify=simplified)
 
     if calibration is None:
         manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))

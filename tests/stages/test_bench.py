@@ -90,3 +90,34 @@ def test_without_class_names_a_count_mismatch_is_an_error(pattern_data, trained_
         bench_artifact(artifact, data=three, runs=2, warmup=0)
     report = bench_artifact(artifact, data=pattern_data["val"], runs=2, warmup=0)  # counts match: sorted order
     assert all(row["ok"] for row in report["results"])
+
+
+def test_report_and_plot_are_written_and_replaced_only_when_edgekit_wrote_them(cpu_artifact, pattern_data, tmp_path):
+    from PIL import Image
+
+    from edgekit.artifact import read_manifest
+    from tests.test_bench_report import _section, _tables
+
+    markdown_path, plot_path = tmp_path / "bench.md", tmp_path / "bench.png"
+    report = bench_artifact(cpu_artifact, data=pattern_data["val"], runs=5, warmup=1, report_path=markdown_path,
+                            plot_path=plot_path)
+    markdown = markdown_path.read_text()
+    header, *rows = _tables(markdown)["Results"]
+    assert sorted(row[0] for row in rows) == sorted(row["file"] for row in report["results"])
+    manifest = read_manifest(cpu_artifact)
+    recommendation = _section(markdown, "Recommendation")
+    assert f"**`{manifest.recommended_model}`**" in recommendation and "fixed recipe" in recommendation
+    versions = dict(_tables(markdown)["Versions"][1:])
+    assert versions["edgekit"] == "0.1.0" and versions["onnxruntime"] == report["host"]["onnxruntime"]
+    assert f"{report['host']['logical_cores']} logical cores" in _section(markdown, "Host")
+    with Image.open(plot_path) as image:
+        assert image.format == "PNG" and image.width >= 1200 and image.height >= 500
+    # A rerun replaces edgekit's own files; a user's file of the same name is never touched.
+    bench_artifact(cpu_artifact, runs=2, warmup=0, report_path=markdown_path, plot_path=plot_path)
+    assert "No evaluation data" in markdown_path.read_text()
+    users = tmp_path / "notes.md"
+    users.write_text("# my notes\n")
+    with pytest.raises(EdgekitError, match="--report .* edgekit did not write it"):
+        bench_artifact(cpu_artifact, runs=2, warmup=0, report_path=users)
+    assert users.read_text() == "# my notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.md", "bench.png", "notes.md"]  # no temp files
