@@ -78,15 +78,17 @@ def test_the_outlier_tensor_ranks_first_by_quantization_error(outlier_checkpoint
 
 
 def test_planner_ships_fp32_when_nothing_fits_the_budget(pattern_data, trained_tiny, outlier_checkpoint, tmp_path):
+    # Less than any candidate takes: only fp32 and the fixed recipe (always measured) are tried. With
+    # 1 s, a warm machine measured a third candidate inside the budget (a flaky test).
     folder = _build(tmp_path, pattern_data, dict(trained_tiny, checkpoint=outlier_checkpoint),
-                    max_drop=1.0, val=pattern_data["val"], plan_budget=1)
+                    max_drop=1.0, val=pattern_data["val"], plan_budget=0.001)
     plan = _plan(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert plan["chosen"] == "fp32" and "no int8 plan is within 1 points" in plan["reason"]
     assert manifest["recommended_model"] == "model_fp32.onnx"
     assert not (folder / "model_int8.onnx").exists()
     assert [c["status"] for c in plan["candidates"][:2]] == ["tried", "tried"]
-    assert all(c["status"].startswith("not tried: plan budget") for c in plan["candidates"][2:])
+    assert all(c["status"].startswith("not tried: plan budget") for c in plan["candidates"][2:]), [c["status"] for c in plan["candidates"]]
     assert len(plan["candidates"]) > 2
 
 
