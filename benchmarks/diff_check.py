@@ -5,14 +5,16 @@
         --diff-data benchmarks/results/int8_plans/work/keffnet_b0_16ch/plan_val \
         --eval benchmarks/results/int8_plans/work/keffnet_b0_16ch/eval [--top 1,2,4,8]
 
-Runs ``edgekit diff`` on an artifact's fixed-recipe int8 model (per-layer statistics on
-``--diff-data``), then re-quantizes the artifact's fp32 ONNX model with the artifact's own
-calibration images and recipe, keeping in fp32 (whole fusion groups, as the planner does):
-the N layers diff ranks worst (most SQNR added), and as controls the N it ranks best among the
-quantized ones and N drawn at random (seed 0). Each is scored by top-1 and agreement with fp32 on
-``--eval`` (held out: never trained, calibrated or diffed on). If diff points at the culprits, the
-worst-N variants recover most of the int8 loss and the controls do not.
-Writes benchmarks/results/diff_check/<model>.json.
+Runs ``edgekit diff`` on an artifact's fixed-recipe int8 model (statistics on ``--diff-data``),
+then re-quantizes the artifact's fp32 ONNX model with the artifact's own calibration images and
+recipe, keeping in fp32 (whole fusion groups, as the planner does) the N layers that each of
+diff's two rankings puts worst: the per-tensor one (most SQNR added by the node) and the output
+cost (each Q/DQ pair alone in the fp32 model, most logit noise). Controls: the N each ranks best,
+and N drawn at random (seed 0). Last, the same recipe with moving-average ranges instead of the
+artifact's, for diff's "spread: calibration is the lever" verdict. Each variant is scored by top-1
+and agreement with fp32 on ``--eval`` (held out: never trained, calibrated or diffed on). If a
+ranking points at the culprits, its worst-N variants recover most of the int8 loss and the
+controls do not. Writes benchmarks/results/diff_check/<model>.json.
 """
 
 from __future__ import annotations
@@ -39,12 +41,18 @@ from edgekit.targets import load_target
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _nodes_for(tensors: list[str], units_by_tensor: dict, producer_of: dict) -> list[str]:
-    """The planner's fallback group for each tensor (its fused producer, itself, its consumers)."""
+def _nodes_for(tensors: list[str], units_by_tensor: dict, producer_of: dict, readers_of: dict) -> list[str]:
+    """The planner's fallback group for each activation (its fused producer, itself, its consumers);
+    for a weight, the nodes that read it."""
     nodes: list[str] = []
     for tensor in tensors:
         unit = units_by_tensor.get(tensor)
-        nodes += list(unit.nodes) if unit else [producer_of[tensor]] if tensor in producer_of else []
+        if unit:
+            nodes += list(unit.nodes)
+        elif tensor in producer_of:
+            nodes.append(producer_of[tensor])
+        else:
+            nodes += readers_of.get(tensor, [])
     return list(dict.fromkeys(nodes))
 
 
@@ -60,7 +68,8 @@ def main() -> int:
     folder = Path(args.artifact)
     manifest = read_manifest(folder)
     report = diff_artifact(folder, data=args.diff_data)
-    ranked = [t for t in report.layers.ranked() if t.introduced_db is not None and t.quantized]
+    ranked = [t.tensor for t in report.layers.ranked() if t.introduced_db is not None and t.quantized]
+    costly = [c.tensor for c in report.output_cost.costs]
     fp32_path, int8_path = folder / "model_fp32.onnx", folder / "model_int8.onnx"
 
     calibration_set = find_images(manifest.quantization.calibration.source, purpose="calibration")
@@ -72,7 +81,12 @@ def main() -> int:
 
     import onnx
 
-    producer_of = {out: node.name for node in onnx.load(str(fp32_path)).graph.node for out in node.output}
+    graph = onnx.load(str(fp32_path)).graph
+    producer_of = {out: node.name for node in graph.node for out in node.output}
+    readers_of: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers_of.setdefault(name, []).append(node.name)
     units = {u.tensor: u for u in fallback_units(fp32_path, int8_path, calibration[:16]) if u.kind == "activation"}
     settings = load_target(manifest.target.name).quantization
     method = manifest.quantization.settings.get("calibration_method", settings.calibration_method)
@@ -80,10 +94,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-diff-check-") as tmp:
         ranges = calibration_ranges(fp32_path, calibration, method, Path(tmp))
 
-        def score(label: str, tensors: list[str]) -> dict:
-            nodes = _nodes_for(tensors, units, producer_of)
-            path = Path(tmp) / f"{label}.onnx"
-            quantize_with_ranges(fp32_path, path, ranges, settings, nodes_to_exclude=nodes)
+        def score(label: str, tensors: list[str], with_ranges=None) -> dict:
+            nodes = _nodes_for(tensors, units, producer_of, readers_of)
+            path = Path(tmp) / f"variant{len(rows)}.onnx"
+            quantize_with_ranges(fp32_path, path, with_ranges or ranges, settings, nodes_to_exclude=nodes)
             predicted = ort_logits(path, images).argmax(1)
             row = {"variant": label, "tensors_fp32": tensors, "nodes_fp32": len(nodes),
                    "top1": round(100 * float((predicted == labels).mean()), 2),
@@ -95,15 +109,20 @@ def main() -> int:
         rows.append(score("all int8 (the fixed recipe)", []))
         draw = random.Random(0)
         for count in (int(n) for n in args.top.split(",")):
-            rows.append(score(f"diff's worst {count} in fp32", [t.tensor for t in ranked[:count]]))
-            rows.append(score(f"diff's best {count} in fp32 (control)", [t.tensor for t in ranked[-count:]]))
-            rows.append(score(f"random {count} in fp32 (control)", [t.tensor for t in draw.sample(ranked, count)]))
+            for name, order in (("SQNR added", ranked), ("output cost", costly)):
+                rows.append(score(f"{name}: worst {count} in fp32", order[:count]))
+                rows.append(score(f"{name}: best {count} in fp32 (control)", order[-count:]))
+            rows.append(score(f"random {count} in fp32 (control)", draw.sample(costly, count)))
+        if method != "moving-average":
+            moving = calibration_ranges(fp32_path, calibration, "moving-average", Path(tmp))
+            rows.append(score("all int8, moving-average ranges", [], with_ranges=moving))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"artifact": str(folder), "model": manifest.model.name, "target": manifest.target.name,
                "diff_data": args.diff_data, "eval": args.eval, "eval_images": len(images), "fp32_top1": fp32_top1,
-               "diff_worst": [{"tensor": t.tensor, "op": t.op, "introduced_db": t.introduced_db,
-                               "sqnr_db": t.sqnr_db, "rounding_sqnr_db": t.rounding_sqnr_db} for t in ranked[:8]],
+               "sqnr_added_worst": ranked[:8], "output_cost": {
+                   k: v for k, v in report.output_cost.to_dict().items() if k != "costs"} | {
+                   "worst": [c.to_dict() for c in report.output_cost.costs[:8]]},
                "variants": rows}
     (out / f"{manifest.model.name}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"fp32 top-1 {fp32_top1}; wrote {out / (manifest.model.name + '.json')}")

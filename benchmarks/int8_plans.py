@@ -90,7 +90,7 @@ def main() -> int:
                              "plan_chosen": plan.chosen if plan is not None else "",
                              "recommended": result["file"] == manifest.recommended_model, **flatten(result)})
             print(json.dumps({k: rows[-1][k] for k in ("target", "build", "plan_chosen")} | build), flush=True)
-    write_results(out, model, summary, rows)
+        write_results(out, model, summary, rows)  # after each target: a stopped run keeps those done
     return 0
 
 

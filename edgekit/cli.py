@@ -363,12 +363,16 @@ def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path
 @click.option("--top", type=click.IntRange(1, 10_000), default=15, show_default=True,
               help="Tensors shown in the table (the JSON has all).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the whole report as JSON.")
-def diff_command(artifact, data, images, output_images, top, json_path) -> None:
+@click.option("--output-cost/--no-output-cost", default=True, show_default=True,
+              help="Also run each Q/DQ pair alone in the fp32 model (one run per pair) and rank the pairs "
+                   "by the error they cause at the output.")
+def diff_command(artifact, data, images, output_images, top, json_path, output_cost) -> None:
     """Where int8 loses accuracy: every tensor int8 vs fp32 (SQNR, the loss each node adds, fused
     int8 kernels), and the outputs of PyTorch, ONNX Runtime and OpenVINO on the same images."""
     from edgekit.stages.diff import diff_artifact
 
-    report = diff_artifact(artifact, data=data, images=images, output_images=output_images, json_path=json_path)
+    report = diff_artifact(artifact, data=data, images=images, output_images=output_images, json_path=json_path,
+                           output_cost=output_cost)
     print_diff_report(report, top=top)
 
 

@@ -300,6 +300,34 @@ def _db(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _print_output_cost(cost, top: int, console: Console) -> None:
+    table = Table(title=f"output cost: each of {cost.pairs} Q/DQ pairs alone in the fp32 model "
+                        f"({cost.images} images), the {min(top, len(cost.costs))} costliest",
+                  caption="output SQNR: logits with only this pair quantized vs fp32 logits. share: of the "
+                          "noise summed over all pairs. agree: top-1 agreement with fp32.", box=box.SIMPLE_HEAD)
+    for title in ("rank", "tensor", "kind", "read by", "output SQNR dB", "share", "cumulative", "agree"):
+        table.add_column(title, justify="left" if title in ("tensor", "kind", "read by") else "right",
+                         no_wrap=title != "tensor")
+    running = 0.0
+    for row in cost.costs[:top]:
+        running += row.noise_share
+        table.add_row(str(row.rank), row.tensor, row.kind, ",".join(dict.fromkeys(row.consumers)) or "-",
+                      _db(row.output_sqnr_db), f"{100 * row.noise_share:.1f}%", f"{100 * running:.1f}%",
+                      f"{100 * row.agreement:.1f}%")
+    console.print(table)
+    half, most = cost.pairs_for_share(0.5), cost.pairs_for_share(0.9)
+    summed = "-" if cost.summed_to_whole is None else f"{cost.summed_to_whole:.2f}"
+    verdict = ("concentrated: keeping these pairs' layers in fp32 should recover most of the loss" if cost.concentrated()
+               else "spread: no few layers carry it; tighter activation ranges (another calibration method) "
+                    "are the lever, not fp32 fallback" if cost.share_of("activation") > 0.5
+               else "spread, mostly in the weights: per-channel weights or fp32 fallback of the worst")
+    console.print(f"int8 model at the output: {_db(cost.int8_output_sqnr_db)} dB, "
+                  f"{100 * cost.int8_agreement:.1f}% top-1 agreement; single-pair noise summed / whole: {summed}; "
+                  f"weights carry {100 * cost.share_of('weight'):.1f}% of it; half is in {half} and 90% in {most} "
+                  f"of {cost.pairs} pairs ({verdict})"
+                  + (f"; {len(cost.skipped)} pairs not in the fp32 graph" if cost.skipped else ""))
+
+
 def print_diff_report(report, *, top: int = 15, console: Console | None = None) -> None:
     """`edgekit diff`: the ``top`` tensors whose node adds the most loss, then one row per runtime."""
     console = console or Console(width=max(Console().width, 150))
@@ -336,6 +364,8 @@ def print_diff_report(report, *, top: int = 15, console: Console | None = None) 
                       f"lowest SQNR at {layers.lowest_sqnr}")
     elif report.layers_note:
         console.print(f"per layer: {report.layers_note}")
+    if report.output_cost is not None:
+        _print_output_cost(report.output_cost, top, console)
     outputs = Table(title=f"at the output, {report.output_images} images from {report.images_source}",
                     box=box.SIMPLE_HEAD)
     for title in ("runtime", "prec", "model", "max |diff|", "max norm diff", "top-1 agree", "top-1"):

@@ -29,13 +29,17 @@ from edgekit.stages.diff_report import REPORT_SCHEMA, DiffReport, LayerReport
 LAYER_IMAGES = 64  # per-layer statistics: every intermediate tensor of both models is computed
 OUTPUT_IMAGES = 500  # at the output: logits only, so more images are cheap
 MAX_IMAGES = 100_000
+COST_IMAGES = 256  # the output cost keeps its images decoded: one model run per Q/DQ pair
 CHUNK = 32  # images decoded at a time
 
 
 def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, images: int = LAYER_IMAGES,
-                  output_images: int = OUTPUT_IMAGES, json_path: str | Path | None = None) -> DiffReport:
+                  output_images: int = OUTPUT_IMAGES, json_path: str | Path | None = None,
+                  output_cost: bool = True) -> DiffReport:
     """Compare the artifact's int8 model with fp32, per layer on ``images`` images and at the output
-    of every runtime on up to ``output_images``; inputs are all checked before any model runs."""
+    of every runtime on up to ``output_images``; with ``output_cost``, also each Q/DQ pair of an ONNX
+    Runtime int8 model alone at the output (on up to COST_IMAGES of the per-layer images). Inputs
+    are all checked before any model runs."""
     require_int("--images", images, 1, MAX_IMAGES)
     require_int("--output-images", output_images, 1, MAX_IMAGES)
     folder = Path(artifact)
@@ -54,11 +58,12 @@ def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, image
     with scratch_folder("diff") as scratch:
         copies = verified_copies(folder, manifest, scratch / "artifact")
         layers, note = _layers(manifest, copies, layer_set, scratch)
+        cost = _output_cost(manifest, copies, layer_set, scratch) if output_cost and layers is not None else None
         from edgekit.stages.diff_outputs import compare_outputs
 
         outputs = compare_outputs(manifest, copies, _chunks(output_set, manifest, labels), threads=threads)
     report = DiffReport(str(folder), manifest.model.name, manifest.target.name, str(source),
-                        labels is not None, len(output_set), outputs, layers, note)
+                        labels is not None, len(output_set), outputs, layers, note, cost)
     if json_plan:
         write_planned_file(json_plan, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     return report
@@ -134,6 +139,23 @@ def _layers(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSe
     work.mkdir()
     return compare_layers(copies[fp32.file], copies[int8.file], arrays, scratch=work, fp32_label=fp32.file,
                           int8_label=int8.file, static_batch=static), None
+
+
+def _output_cost(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSet, scratch: Path):
+    fp32, int8 = _entry(manifest, "onnxruntime", "fp32"), _entry(manifest, "onnxruntime", "int8")
+    if fp32 is None or int8 is None or not _is_qdq(copies[int8.file]):
+        return None  # OpenVINO's FakeQuantize graphs: not done (yet)
+    from edgekit.progress import progress
+    from edgekit.stages.diff_cost import output_costs, pair_count
+
+    used = images.subset(min(len(images), COST_IMAGES), seed=0)
+    array = used.load(manifest.preprocessing)
+    static = None if manifest.input.dynamic_batch is not False else manifest.input.shape[0]
+    work = scratch / "output_cost"
+    work.mkdir()
+    with progress(f"output cost of each Q/DQ pair ({len(used)} images)", pair_count(copies[int8.file])) as advance:
+        return output_costs(copies[fp32.file], copies[int8.file], array, scratch=work, static_batch=static,
+                            threads=manifest.target.threads, advance=advance)
 
 
 def _openvino_layers(manifest: ArtifactManifest, copies: dict[str, Path],

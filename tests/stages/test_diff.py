@@ -78,6 +78,29 @@ def test_every_tensor_has_a_finite_sqnr_and_every_runtime_a_row(normal_report):
     assert written["schema"] == "edgekit.diff/1" and len(written["layers"]["tensors"]) == len(layers.tensors)
 
 
+def test_every_qdq_pair_gets_an_output_cost_and_the_costs_add_up(normal_report, cpu_artifact):
+    import onnx
+
+    cost = normal_report[0].output_cost
+    graph = onnx.load(str(cpu_artifact / "model_int8.onnx")).graph
+    constants = {i.name for i in graph.initializer}
+    activations = {n.input[0].removesuffix("_QuantizeLinear_Input") for n in graph.node if n.op_type == "QuantizeLinear"}
+    weights = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in constants}
+    assert cost.images == 16 and not cost.skipped
+    assert cost.pairs == len(cost.costs) == len(activations) + len(weights)
+    assert {c.tensor for c in cost.costs if c.kind == "activation"} == activations
+    assert [c.rank for c in cost.costs] == list(range(1, cost.pairs + 1))
+    assert [c.noise_share for c in cost.costs] == sorted((c.noise_share for c in cost.costs), reverse=True)
+    assert math.isclose(sum(c.noise_share for c in cost.costs), 1.0)
+    # Every pair alone changes the logits (the floor, no change at all, is ~340 dB here), less than the
+    # whole int8 model does.
+    assert all(cost.int8_output_sqnr_db < c.output_sqnr_db < 200 for c in cost.costs), cost.costs
+    # Independent rounding errors add: the pairs' summed noise is of the order of the whole model's.
+    assert 0.3 < cost.summed_to_whole < 3, cost.summed_to_whole
+    written = json.loads(normal_report[1].read_text())["output_cost"]
+    assert written["pairs"] == cost.pairs and written["pairs_for_half"] == cost.pairs_for_share(0.5)
+
+
 def test_the_table_shows_the_top_tensors_and_every_runtime(normal_report):
     from rich.console import Console
 
@@ -87,6 +110,7 @@ def test_the_table_shows_the_top_tensors_and_every_runtime(normal_report):
     print_diff_report(normal_report[0], top=3, console=console)
     text = console.export_text()
     assert "the 3 of" in text and "QLinearConv" in text
+    assert "the 3 costliest" in text and "and 90% in" in text and "weights carry" in text
     for runtime in ("pytorch", "onnxruntime", "openvino"):
         assert runtime in text
 
@@ -105,7 +129,12 @@ def test_a_coarsely_quantized_activation_is_the_layer_diff_blames(cpu_artifact, 
     _scale_initializer(copy, pick, DAMAGE)
     # The undamaged model must not already blame it, or this test could not fail.
     assert normal_report[0].layers.largest_introduced != damaged["tensor"]
-    layers = diff_artifact(copy, data=pattern_data["val"], images=16, output_images=16).layers
+    assert normal_report[0].output_cost.costs[0].tensor != damaged["tensor"]
+    report = diff_artifact(copy, data=pattern_data["val"], images=16, output_images=16)
+    layers = report.layers
+    worst = report.output_cost.costs[0]
+    assert (worst.tensor, worst.kind) == (damaged["tensor"], "activation")
+    assert worst.noise_share > 0.5 and report.output_cost.concentrated()
     assert layers.largest_introduced == damaged["tensor"]
     assert layers.first_sharp_drop == damaged["tensor"]
     worst_rounding = min((t for t in layers.tensors if t.rounding_sqnr_db is not None), key=lambda t: t.rounding_sqnr_db)
@@ -128,7 +157,10 @@ def test_a_damaged_weight_scale_is_found_in_the_weights_and_the_layer(cpu_artifa
 
     _scale_initializer(copy, pick, 8.0)
     assert normal_report[0].layers.largest_introduced != victim["tensor"]
-    layers = diff_artifact(copy, data=pattern_data["val"], images=16, output_images=16).layers
+    assert normal_report[0].output_cost.costs[0].tensor != victim["weight"]
+    report = diff_artifact(copy, data=pattern_data["val"], images=16, output_images=16)
+    layers = report.layers
+    assert (report.output_cost.costs[0].tensor, report.output_cost.costs[0].kind) == (victim["weight"], "weight")
     assert min(layers.weights, key=lambda w: w.sqnr_db).name == victim["weight"]
     assert layers.largest_introduced == victim["tensor"]
 
@@ -237,3 +269,17 @@ def test_cli_prints_the_tables_and_replaces_its_own_json(cpu_artifact, pattern_d
         assert result.exit_code == 0, result.output
     assert "the 2 of" in result.output and "at the output" in result.output
     assert json.loads(out.read_text())["images"]["outputs"] == 8
+
+
+def test_loss_in_a_few_pairs_is_concentrated_and_loss_in_many_is_spread():
+    from edgekit.stages.diff_report import OutputCost, OutputCostReport
+
+    def report(shares):
+        costs = tuple(OutputCost(i, f"t{i}", "activation", ("Conv",), 30.0, s, 0.9) for i, s in enumerate(shares, 1))
+        return OutputCostReport(64, len(costs), (), 10.0, 0.9, 1.0, costs)
+
+    few = report([0.6, 0.35] + [0.05 / 98] * 98)
+    assert few.pairs_for_share(0.5) == 1 and few.pairs_for_share(0.9) == 2 and few.concentrated()
+    # Half the noise in 11 of 634 pairs but 90% only in 48: kEffNet's case, which fp32 fallback did not fix.
+    spread = report([0.5 / 11] * 11 + [0.4 / 37] * 37 + [0.1 / 586] * 586)
+    assert spread.pairs_for_share(0.5) == 11 and spread.pairs_for_share(0.9) == 48 and not spread.concentrated()
