@@ -10,10 +10,14 @@ import numpy as np
 from edgekit.errors import EdgekitError
 
 
-def ort_session(path: Path, *, threads: int = 0):
+def ort_session(path: Path, *, threads: int = 0, basic_optimizations_only: bool = False):
+    """``basic_optimizations_only``: constant folding and node elimination, no kernel fusion (a lone
+    Q/DQ pair then stays fake-quantization in float instead of becoming an int8 kernel)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if basic_optimizations_only:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
@@ -47,10 +51,11 @@ def explain_ort_error(path: Path, error: Exception) -> str:
     return text[:300]
 
 
-def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 8, threads: int = 0) -> np.ndarray:
+def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 8, threads: int = 0,
+               basic_optimizations_only: bool = False) -> np.ndarray:
     # ORT's arena keeps the largest run's activations for the session's life: batch 32 at 224 px
     # cost resnet101 ~600 MB more than batch 8, for no measurable speed on a few CPU cores.
-    session = ort_session(path, threads=threads)
+    session = ort_session(path, threads=threads, basic_optimizations_only=basic_optimizations_only)
     name = session.get_inputs()[0].name
     static_batch = session.get_inputs()[0].shape[0]
     if isinstance(static_batch, int):

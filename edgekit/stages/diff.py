@@ -150,11 +150,10 @@ def _output_cost(manifest: ArtifactManifest, copies: dict[str, Path], images: Im
 
     used = images.subset(min(len(images), COST_IMAGES), seed=0)
     array = used.load(manifest.preprocessing)
-    static = None if manifest.input.dynamic_batch is not False else manifest.input.shape[0]
     work = scratch / "output_cost"
     work.mkdir()
     with progress(f"output cost of each Q/DQ pair ({len(used)} images)", pair_count(copies[int8.file])) as advance:
-        return output_costs(copies[fp32.file], copies[int8.file], array, scratch=work, static_batch=static,
+        return output_costs(copies[fp32.file], copies[int8.file], array, scratch=work,
                             threads=manifest.target.threads, advance=advance)
 
 

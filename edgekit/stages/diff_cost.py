@@ -104,23 +104,11 @@ def _one_pair_graph(base, pair: dict, int8_constants: dict, fp32_initializers: s
     return graph
 
 
-def _session(model_bytes_or_path, threads: int):
-    import onnxruntime as ort
+def _logits(path: Path, images: np.ndarray, threads: int) -> np.ndarray:
+    from edgekit.runtimes import ort_logits
 
-    options = ort.SessionOptions()
-    # Basic: constant folding and node elimination only; the Q/DQ pair is not fused into an int8
-    # kernel, so the pair's rounding is exactly what is measured.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes_or_path, options, providers=["CPUExecutionProvider"])
-
-
-def _logits(session, images: np.ndarray, static_batch: int | None) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    step = static_batch or 16
-    return np.concatenate([session.run(None, {name: images[s:s + step]})[0] for s in range(0, len(images), step)])
+    # Basic optimisations only: the pair is not fused into an int8 kernel, so its rounding is what is measured.
+    return ort_logits(path, images, batch_size=16, threads=threads, basic_optimizations_only=True)
 
 
 def _noise(reference: np.ndarray, other: np.ndarray) -> float:
@@ -128,8 +116,7 @@ def _noise(reference: np.ndarray, other: np.ndarray) -> float:
     return float(diff @ diff)
 
 
-def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratch: Path,
-                 static_batch: int | None = None, threads: int = 0,
+def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratch: Path, threads: int = 0,
                  advance: Callable[[int], None] | None = None) -> OutputCostReport:
     """Every Q/DQ pair of ``int8_path`` alone in ``fp32_path``: logit noise against fp32 on ``images``."""
     import onnx
@@ -148,10 +135,10 @@ def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratc
     int8_graph = onnx.load(str(int8_path)).graph
     int8_constants = {init.name: init for init in int8_graph.initializer}
 
-    reference = _logits(_session(str(fp32_path), threads), images, static_batch)
+    reference = _logits(fp32_path, images, threads)
     signal = float((reference.astype(np.float64) ** 2).sum())
     top1 = reference.argmax(1)
-    whole = _logits(_session(str(int8_path), threads), images, static_batch)
+    whole = _logits(int8_path, images, threads)
     whole_noise = _noise(reference, whole)
 
     measured, skipped = [], []
@@ -165,7 +152,7 @@ def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratc
             model.graph.CopyFrom(graph)
             path = scratch / "one_pair.onnx"  # beside fp32_weights.bin, which it refers to
             onnx.save_model(model, str(path))
-            logits = _logits(_session(str(path), threads), images, static_batch)
+            logits = _logits(path, images, threads)
             measured.append((pair, _noise(reference, logits), float((logits.argmax(1) == top1).mean())))
         if advance is not None:
             advance(1)
