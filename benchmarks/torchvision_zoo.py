@@ -10,12 +10,15 @@ size) with a few generated calibration images, then benched. Weights: random (se
 statistics re-estimated on the generated images (no download is possible here; see README.md,
 "What the weights are"), so parity is checked at 5e-4 as in tests/stages/test_registry_pipeline.py.
 "pass" = export, parity, int8 and every bench row ran; "fail" records the stage and the error line.
-Writes <out>/<tag>.json and .csv after every network, so a long run keeps what it measured.
+Writes <out>/<tag>.json and .csv after every network, so a long run keeps what it measured;
+``--resume`` keeps the records already in <out>/<tag>.json and runs only the names they lack, so the
+whole zoo can be measured in several sittings.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -116,12 +119,24 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--tag", default="torchvision_zoo", help="result file name: <out>/<tag>.json/.csv")
+    parser.add_argument("--resume", action="store_true", help="keep <out>/<tag>.json's records, run the rest")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else torchvision_names()
     unknown = sorted(set(names) - set(torchvision_names()))
     if unknown:
         parser.error(f"not torchvision classification models: {', '.join(unknown)}")
     records = []
+    previous = Path(args.out) / f"{args.tag}.json"
+    if args.resume and previous.is_file():
+        kept = json.loads(previous.read_text())
+        measured_as = {k: v for k, v in kept["settings"].items() if k not in ("models", "out")}
+        now = {k: v for k, v in vars(args).items() if k not in ("models", "out", "resume")}
+        if measured_as != now:
+            parser.error(f"--resume: {previous} was measured with {measured_as}, this run has {now}")
+        records = [r for r in kept["models"] if r["model"] in names]
+        done = {r["model"] for r in records}
+        names = [n for n in names if n not in done]
+        print(f"resuming: {len(done)} networks kept from {previous}, {len(names)} to run", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="edgekit-zoo-") as scratch:
         calib = generated_images(Path(scratch) / "calib", args.calib_size)
         for name in names:
@@ -131,7 +146,7 @@ def main() -> int:
             records.append(one_network(name, work, calib, args))
             print(f"   {records[-1]['status']}: {records[-1].get('reason') or ''}", file=sys.stderr, flush=True)
             # Latencies mean little on a loaded host; the load says how loaded it was.
-            summary = {"settings": vars(args), "load_average_1_5_15_min": os.getloadavg(), "weights": "random (seed 0), BatchNorm re-estimated on the generated "
+            summary = {"settings": {k: v for k, v in vars(args).items() if k != "resume"}, "load_average_1_5_15_min": os.getloadavg(), "weights": "random (seed 0), BatchNorm re-estimated on the generated "
                        "calibration images", "counts": {s: sum(r["status"] == s for r in records)
                                                         for s in ("pass", "fail", "refused")}, "models": records}
             write_results(Path(args.out), args.tag, summary, [{k: r.get(k) for k in CSV_KEYS} for r in records])

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import tomllib
 from pathlib import Path
 
 import click
 
 COMMAND_TABLES = ("build", "bench")
+_FILE_FUNCTION = re.compile(r"^(?P<file>.+\.py):(?P<function>[A-Za-z_]\w*)$")
 
 
 def config_option(*, path_suffixes: dict[str, str] | None = None):
@@ -139,6 +141,10 @@ def _scalar(path: Path, key: str, raw, types: tuple[type, ...], wanted: str):
 def _relative_to(path: Path, param: click.Option, value, path_suffixes: dict[str, str]):
     """A relative path in the file means relative to the file's folder, not to wherever edgekit runs."""
     suffix = path_suffixes.get(param.name)
+    # A user module as a file (``model = "nets/my_net.py:build"``): the file part is a path too.
+    spec = _FILE_FUNCTION.match(value) if suffix is not None and isinstance(value, str) else None
+    if spec is not None:
+        return f"{_relative_to(path, param, spec['file'], {param.name: '.py'})}:{spec['function']}"
     names_file = isinstance(param.type, click.Path) or (suffix is not None and str(value).lower().endswith(suffix))
     if not names_file or not isinstance(value, str):
         return value

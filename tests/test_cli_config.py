@@ -77,6 +77,18 @@ def test_model_and_target_files_are_relative_to_the_recipe_names_are_not(calls, 
     assert (calls[-1]["model"], calls[-1]["target"]) == ("tiny_cnn", "rpi4")
 
 
+def test_a_user_module_file_is_relative_to_the_recipe_a_dotted_module_is_not(calls, tmp_path):
+    recipe = _recipe(tmp_path / "r", 'model = "nets/my_net.py:build"\ninput-size = 32\ntarget = "cpu"\nfp32-only = true\n')
+    assert run("build", "--config", recipe).exit_code == 0
+    assert calls.pop()["model"] == f"{tmp_path / 'r' / 'nets/my_net.py'}:build"
+    recipe = _recipe(tmp_path / "r", 'model = "/abs/my_net.py:build"\ninput-size = 32\ntarget = "cpu"\nfp32-only = true\n')
+    assert run("build", "--config", recipe).exit_code == 0
+    assert calls.pop()["model"] == "/abs/my_net.py:build"
+    recipe = _recipe(tmp_path / "r", 'model = "mypackage.nets:build"\ninput-size = 32\ntarget = "cpu"\nfp32-only = true\n')
+    assert run("build", "--config", recipe).exit_code == 0
+    assert calls.pop()["model"] == "mypackage.nets:build"
+
+
 def test_one_recipe_serves_build_and_bench_through_its_tables(calls, tmp_path):
     recipe = _recipe(tmp_path, '[build]\nmodel = "tiny_cnn"\ntarget = "cpu"\nfp32-only = true\n\n'
                      '[bench]\nruns = 7\nwarmup = 0\nthreads = 3\nreport = "b.md"\nplot = "b.png"\n')

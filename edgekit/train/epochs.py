@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from edgekit.checks import require_int, require_number
 from edgekit.errors import EdgekitError
 from edgekit.progress import progress
+from edgekit.train.auxiliary import check_training_forward, training_loss
 from edgekit.train.data import TrainingData
 from edgekit.train.distributed import DistContext, all_reduce_max, all_reduce_sums, single_process
 from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
@@ -137,6 +138,7 @@ def new_session(settings: LoopSettings, context: DistContext, data: TrainingData
     if train_loader.batch_size < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise EdgekitError(f"a batch of {train_loader.batch_size} image per process cannot train BatchNorm layers; "
                            f"use --batch-size >= {2 * context.world_size}")
+    check_training_forward(model, data.train.images[:2], context.device)
     recipe = settings.recipe
     optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(recipe, optimizer, steps_per_epoch=len(train_loader), epochs=recipe.epochs)
@@ -208,8 +210,7 @@ def train_one_epoch(settings: LoopSettings, context: DistContext, session: Sessi
             labels = labels.to(context.device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(settings.amp, context.device.type):
-                logits = model(images)
-                loss = loss_fn(logits, labels)
+                logits, loss = training_loss(model(images), labels, loss_fn)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
