@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from edgekit.artifact import read_manifest, verify_listed_file
@@ -31,6 +32,7 @@ OUTPUT_IMAGES = 500  # at the output: logits only, so more images are cheap
 MAX_IMAGES = 100_000
 COST_IMAGES = 256  # the output cost keeps its images decoded: one model run per Q/DQ pair
 CHUNK = 32  # images decoded at a time
+RANGE_PAIRS = 32  # the costliest activations whose range choice is costed too (two runs each)
 
 
 def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, images: int = LAYER_IMAGES,
@@ -145,16 +147,22 @@ def _output_cost(manifest: ArtifactManifest, copies: dict[str, Path], images: Im
     fp32, int8 = _entry(manifest, "onnxruntime", "fp32"), _entry(manifest, "onnxruntime", "int8")
     if fp32 is None or int8 is None or not _is_qdq(copies[int8.file]):
         return None  # OpenVINO's FakeQuantize graphs: not done (yet)
+    import onnx
+
     from edgekit.progress import progress
-    from edgekit.stages.diff_cost import output_costs, pair_count
+    from edgekit.stages.diff_cost import PairModels, output_costs, pair_count
+    from edgekit.stages.diff_ranges import range_choices
 
     used = images.subset(min(len(images), COST_IMAGES), seed=0)
     array = used.load(manifest.preprocessing)
     work = scratch / "output_cost"
     work.mkdir()
     with progress(f"output cost of each Q/DQ pair ({len(used)} images)", pair_count(copies[int8.file])) as advance:
-        return output_costs(copies[fp32.file], copies[int8.file], array, scratch=work,
-                            threads=manifest.target.threads, advance=advance)
+        models = PairModels(copies[fp32.file], onnx.load(str(copies[int8.file])).graph, scratch=work,
+                            threads=manifest.target.threads)
+        cost = output_costs(models, copies[int8.file], array, advance=advance)
+    say(f"range choice of up to {RANGE_PAIRS} of the costliest activations")
+    return replace(cost, ranges=range_choices(models, copies[int8.file], cost, array, limit=RANGE_PAIRS))
 
 
 def _openvino_layers(manifest: ArtifactManifest, copies: dict[str, Path],

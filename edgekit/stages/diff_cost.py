@@ -27,7 +27,7 @@ _SUFFIX = "__edgekit_pair"
 _EPS = float(np.finfo(float).eps) ** 2
 
 
-def _pairs(int8_graph) -> list[dict]:
+def qdq_pairs(int8_graph) -> list[dict]:
     """The int8 model's Q/DQ pairs: per activation its QuantizeLinear (input tensor, scale, zero
     point, axis); per weight or bias its DequantizeLinear of an initializer."""
     from onnxruntime.quantization.quant_utils import TENSOR_NAME_QUANT_SUFFIX
@@ -104,56 +104,81 @@ def _one_pair_graph(base, pair: dict, int8_constants: dict, fp32_initializers: s
     return graph
 
 
-def _logits(path: Path, images: np.ndarray, threads: int) -> np.ndarray:
+def unfused_logits(path: Path, images: np.ndarray, threads: int) -> np.ndarray:
     from edgekit.runtimes import ort_logits
 
     # Basic optimisations only: the pair is not fused into an int8 kernel, so its rounding is what is measured.
     return ort_logits(path, images, batch_size=16, threads=threads, basic_optimizations_only=True)
 
 
-def _noise(reference: np.ndarray, other: np.ndarray) -> float:
+def output_noise(reference: np.ndarray, other: np.ndarray) -> float:
     diff = (reference.astype(np.float64) - other.astype(np.float64)).ravel()
     return float(diff @ diff)
 
 
-def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratch: Path, threads: int = 0,
+class PairModels:
+    """The fp32 model, saved once with its weights external, run with int8 Q/DQ pairs put in."""
+
+    def __init__(self, fp32_path: Path, int8_graph, *, scratch: Path, threads: int):
+        import onnx
+
+        external = scratch / "fp32_external.onnx"
+        onnx.save_model(onnx.load(str(fp32_path)), str(external), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="fp32_weights.bin", size_threshold=256)
+        self.fp32_path, self.scratch, self.threads = fp32_path, scratch, threads
+        self.base = onnx.load(str(external), load_external_data=False)
+        self.fp32_initializers = {init.name for init in self.base.graph.initializer}
+        self.fp32_producer = {out: (i, node) for i, node in enumerate(self.base.graph.node) for out in node.output}
+        self.int8_constants = {init.name: init for init in int8_graph.initializer}
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Op types reading each tensor of the fp32 graph."""
+        readers: dict[str, list[str]] = {}
+        for node in self.base.graph.node:
+            for name in node.input:
+                readers.setdefault(name, []).append(node.op_type)
+        return readers
+
+    def save(self, graph, name: str) -> Path:
+        """``graph`` as a model beside fp32_weights.bin, which it refers to."""
+        import onnx
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.base)
+        model.graph.CopyFrom(graph)
+        path = self.scratch / name
+        onnx.save_model(model, str(path))
+        return path
+
+    def logits_with(self, pair: dict, images: np.ndarray, constants: dict | None = None) -> np.ndarray | None:
+        """fp32 logits with ``pair`` quantized (``constants`` replacing some of the int8 model's
+        scale and zero-point initializers); None when the fp32 graph lacks the pair's tensor."""
+        graph = _one_pair_graph(self.base.graph, pair, {**self.int8_constants, **(constants or {})},
+                                self.fp32_initializers, self.fp32_producer)
+        return None if graph is None else unfused_logits(self.save(graph, "one_pair.onnx"), images, self.threads)
+
+
+def output_costs(models: PairModels, int8_path: Path, images: np.ndarray, *,
                  advance: Callable[[int], None] | None = None) -> OutputCostReport:
-    """Every Q/DQ pair of ``int8_path`` alone in ``fp32_path``: logit noise against fp32 on ``images``."""
+    """Every Q/DQ pair of ``int8_path`` alone in ``models``' fp32 model: logit noise against fp32 on ``images``."""
     import onnx
 
-    fp32 = onnx.load(str(fp32_path))
-    external = scratch / "fp32_external.onnx"
-    onnx.save_model(fp32, str(external), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="fp32_weights.bin", size_threshold=256)
-    base = onnx.load(str(external), load_external_data=False)
-    fp32_initializers = {init.name for init in base.graph.initializer}
-    fp32_producer = {out: (i, node) for i, node in enumerate(base.graph.node) for out in node.output}
-    consumers: dict[str, list[str]] = {}
-    for node in base.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node.op_type)
+    fp32_path, threads = models.fp32_path, models.threads
     int8_graph = onnx.load(str(int8_path)).graph
-    int8_constants = {init.name: init for init in int8_graph.initializer}
-
-    reference = _logits(fp32_path, images, threads)
+    consumers = models.consumers()
+    reference = unfused_logits(fp32_path, images, threads)
     signal = float((reference.astype(np.float64) ** 2).sum())
     top1 = reference.argmax(1)
-    whole = _logits(int8_path, images, threads)
-    whole_noise = _noise(reference, whole)
+    whole = unfused_logits(int8_path, images, threads)
+    whole_noise = output_noise(reference, whole)
 
     measured, skipped = [], []
-    for pair in _pairs(int8_graph):
-        graph = _one_pair_graph(base.graph, pair, int8_constants, fp32_initializers, fp32_producer)
-        if graph is None:
+    for pair in qdq_pairs(int8_graph):
+        logits = models.logits_with(pair, images)
+        if logits is None:
             skipped.append(pair["tensor"])
         else:
-            model = onnx.ModelProto()
-            model.CopyFrom(base)
-            model.graph.CopyFrom(graph)
-            path = scratch / "one_pair.onnx"  # beside fp32_weights.bin, which it refers to
-            onnx.save_model(model, str(path))
-            logits = _logits(path, images, threads)
-            measured.append((pair, _noise(reference, logits), float((logits.argmax(1) == top1).mean())))
+            measured.append((pair, output_noise(reference, logits), float((logits.argmax(1) == top1).mean())))
         if advance is not None:
             advance(1)
     total = sum(noise for _, noise, _ in measured)
@@ -161,17 +186,21 @@ def output_costs(fp32_path: Path, int8_path: Path, images: np.ndarray, *, scratc
     costs = tuple(OutputCost(
         rank=rank, tensor=pair["tensor"], kind=pair["kind"],
         consumers=tuple(consumers.get(pair["tensor"], ())),
-        output_sqnr_db=10 * np.log10(max(signal, _EPS) / max(noise, _EPS)),
+        output_sqnr_db=sqnr_db(signal, noise),
         noise_share=noise / total if total > 0 else 0.0, agreement=agreement)
         for rank, (pair, noise, agreement) in enumerate(order, 1))
     return OutputCostReport(
         images=len(images), pairs=len(measured), skipped=tuple(skipped),
-        int8_output_sqnr_db=10 * float(np.log10(max(signal, _EPS) / max(whole_noise, _EPS))),
+        int8_output_sqnr_db=sqnr_db(signal, whole_noise),
         int8_agreement=float((whole.argmax(1) == top1).mean()),
         summed_to_whole=total / whole_noise if whole_noise > 0 else None, costs=costs)
+
+
+def sqnr_db(signal: float, noise: float) -> float:
+    return 10 * float(np.log10(max(signal, _EPS) / max(noise, _EPS)))
 
 
 def pair_count(int8_path: Path) -> int:
     import onnx
 
-    return len(_pairs(onnx.load(str(int8_path), load_external_data=False).graph))
+    return len(qdq_pairs(onnx.load(str(int8_path), load_external_data=False).graph))

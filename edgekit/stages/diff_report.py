@@ -119,6 +119,44 @@ class OutputCost:
 
 
 @dataclass(frozen=True)
+class RangeChoice:
+    """One costly activation's recorded quantization range against the range its data suggests."""
+
+    tensor: str
+    recorded: tuple[float, float]  # the range the int8 model's scale and zero point encode
+    # The least noisy on the fitting images of the data range (mean over them of each image's min and
+    # max, widened to hold 0) times each of diff_ranges.WIDENINGS; None when the recorded range was.
+    chosen: tuple[float, float] | None
+    widening: float | None  # the factor on the data range that gave ``chosen``
+    noise_ratio: float  # the pair's output noise with ``chosen`` / with the recorded range, on the
+    # held-out images (1 when the recorded range was kept): below 1, the re-chosen range helps
+
+    def to_dict(self) -> dict:
+        return {"tensor": self.tensor, "recorded": list(self.recorded),
+                "chosen": list(self.chosen) if self.chosen else None, "widening": self.widening,
+                "noise_ratio": self.noise_ratio}
+
+
+@dataclass(frozen=True)
+class RangeReport:
+    """The range choice of the costliest activations, and the whole int8 model with the helpful ones."""
+
+    fit_images: int  # the data ranges come from these
+    score_images: int  # the others: every noise and agreement below is measured on them
+    choices: tuple[RangeChoice, ...]  # in output-cost order
+    applied: int  # choices with a chosen range, put into the whole int8 model together
+    # Unfused (basic optimisations) like the output cost, on the held-out images.
+    recorded_agreement: float  # the int8 model as built, top-1 agreement with fp32
+    recorded_sqnr_db: float
+    tightened_agreement: float | None  # with the applied ranges; None when none applied
+    tightened_sqnr_db: float | None
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "choices"},
+                "choices": [c.to_dict() for c in self.choices]}
+
+
+@dataclass(frozen=True)
 class OutputCostReport:
     """Every pair's output cost, worst first, and how concentrated the int8 model's loss is."""
 
@@ -130,6 +168,7 @@ class OutputCostReport:
     # Sum of single-pair noise / the whole int8 model's: about 1 when the errors add; None when int8 == fp32.
     summed_to_whole: float | None
     costs: tuple[OutputCost, ...]  # ranked
+    ranges: RangeReport | None = None  # the costliest activations' range choice, when it was costed
 
     def pairs_for_share(self, share: float) -> int:
         """How many of the costliest pairs it takes to carry ``share`` of the summed noise."""
@@ -155,7 +194,8 @@ class OutputCostReport:
                 "int8_output_sqnr_db": self.int8_output_sqnr_db, "int8_agreement": self.int8_agreement,
                 "summed_to_whole": self.summed_to_whole, "pairs_for_half": self.pairs_for_share(0.5),
                 "pairs_for_90_percent": self.pairs_for_share(0.9), "weight_share": self.share_of("weight"),
-                "concentrated": self.concentrated(), "costs": [c.to_dict() for c in self.costs]}
+                "concentrated": self.concentrated(), "costs": [c.to_dict() for c in self.costs],
+                "ranges": self.ranges.to_dict() if self.ranges else None}
 
 
 @dataclass(frozen=True)
