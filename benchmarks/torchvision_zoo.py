@@ -157,8 +157,8 @@ def main() -> int:
         if measured_as != now:
             parser.error(f"--resume: {previous} was measured with {measured_as}, this run has {now}")
         # Failures run again: the code may have changed since.
-        records = [r for r in kept["models"] if r["model"] in names and r["status"] != "fail"]
-        done = {r["model"] for r in records}
+        records = kept["models"]  # every name's, not only --models'; a failure stays until it is re-run
+        done = {r["model"] for r in records if r["status"] != "fail"}
         names = [n for n in names if n not in done]
         print(f"resuming: {len(done)} networks kept from {previous}, {len(names)} to run", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="edgekit-zoo-") as scratch:
@@ -167,7 +167,7 @@ def main() -> int:
             work = Path(scratch) / name
             work.mkdir()
             print(f"== {name}", file=sys.stderr, flush=True)
-            records.append(one_network(name, work, calib, args))
+            records = [r for r in records if r["model"] != name] + [one_network(name, work, calib, args)]
             print(f"   {records[-1]['status']}: {records[-1].get('reason') or ''}", file=sys.stderr, flush=True)
             # Latencies mean little on a loaded host; the load says how loaded it was.
             summary = {"settings": {k: v for k, v in vars(args).items() if k != "resume"}, "load_average_1_5_15_min": os.getloadavg(), "weights": "random (seed 0), BatchNorm re-estimated on the generated "

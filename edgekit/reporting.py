@@ -333,20 +333,22 @@ def _print_output_cost(cost, top: int, console: Console) -> None:
 def _print_range_choices(ranges, top: int, console: Console) -> None:
     table = Table(title=f"range choice of the {len(ranges.choices)} costliest activations (chosen on "
                         f"{ranges.fit_images} images, scored on {ranges.score_images} others)",
-                  caption="chosen: the least noisy on the fitting images of the recorded range and the data range "
-                          "(mean over images of each image's min and max, what moving-average calibration tends "
-                          "to) x widening. width: chosen / recorded. noise x: this pair's output noise with the "
-                          "chosen range / with the recorded one, on the held-out images.", box=box.SIMPLE_HEAD)
-    for title in ("tensor", "recorded range", "chosen range", "widening", "width", "noise x"):
+                  caption="chosen: the least noisy on the fitting images of the recorded range and candidates "
+                          "from the data range (mean over images of each image's min and max) towards it; widening: "
+                          "chosen / data range. width: chosen / recorded. noise x: this pair's output noise with the "
+                          "chosen range / with the recorded one, on the held-out images; images better: the share of them "
+                          "whose logit error it lowered (a sum far above 1 with most images better: outliers it "
+                          "clips).", box=box.SIMPLE_HEAD)
+    for title in ("tensor", "recorded range", "chosen range", "widening", "width", "noise x", "images better"):
         table.add_column(title, justify="left" if title == "tensor" else "right", no_wrap=title != "tensor")
     for row in ranges.choices[:top]:
         recorded = f"[{row.recorded[0]:.3g}, {row.recorded[1]:.3g}]"
         if row.chosen is None:
-            table.add_row(row.tensor, recorded, "recorded", "-", "1.00x", "1.00")
+            table.add_row(row.tensor, recorded, "recorded", "-", "1.00x", "1.00", "-")
             continue
         width = (row.chosen[1] - row.chosen[0]) / max(row.recorded[1] - row.recorded[0], 1e-30)
-        table.add_row(row.tensor, recorded, f"[{row.chosen[0]:.3g}, {row.chosen[1]:.3g}]", f"{row.widening:g}",
-                      f"{width:.2f}x", f"{row.noise_ratio:.2f}")
+        table.add_row(row.tensor, recorded, f"[{row.chosen[0]:.3g}, {row.chosen[1]:.3g}]", f"{row.widening:.3g}x",
+                      f"{width:.2f}x", f"{row.noise_ratio:.2f}", f"{100 * row.images_better:.0f}%")
     console.print(table)
     as_built = f"{100 * ranges.recorded_agreement:.1f}% agreement, {_db(ranges.recorded_sqnr_db)} dB"
     if ranges.tightened_agreement is None:

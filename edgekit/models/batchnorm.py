@@ -17,13 +17,18 @@ def recalibrate_batchnorm(model, images: np.ndarray, *, batch_size: int = 32):
     from torch import nn
 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over all batches, not an EMA
-    model.train()
+    # Only the BatchNorms train: the rest runs the eval-mode forward that is exported (no dropout or
+    # stochastic depth, no auxiliary heads: Inception-v3's fails below 299 px in training mode).
+    model.eval()
+    for norm in norms:
+        norm.train()
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             model(torch.from_numpy(images[start:start + batch_size]))
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     return model.eval()

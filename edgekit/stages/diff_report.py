@@ -124,17 +124,21 @@ class RangeChoice:
 
     tensor: str
     recorded: tuple[float, float]  # the range the int8 model's scale and zero point encode
-    # The least noisy on the fitting images of the data range (mean over them of each image's min and
-    # max, widened to hold 0) times each of diff_ranges.WIDENINGS; None when the recorded range was.
+    # The least noisy on the fitting images of the candidates between the data range (mean over them of
+    # each image's min and max, widened to hold 0) and the recorded one (diff_ranges.STEPS); None when
+    # the recorded range was.
     chosen: tuple[float, float] | None
     widening: float | None  # the factor on the data range that gave ``chosen``
     noise_ratio: float  # the pair's output noise with ``chosen`` / with the recorded range, on the
     # held-out images (1 when the recorded range was kept): below 1, the re-chosen range helps
+    # Of the held-out images, the share whose logit error the chosen range lowered: the sum above can
+    # be one outlier image's, which a tight range clips (None when the recorded range was kept).
+    images_better: float | None = None
 
     def to_dict(self) -> dict:
         return {"tensor": self.tensor, "recorded": list(self.recorded),
                 "chosen": list(self.chosen) if self.chosen else None, "widening": self.widening,
-                "noise_ratio": self.noise_ratio}
+                "noise_ratio": self.noise_ratio, "images_better": self.images_better}
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def test_every_qdq_pair_gets_an_output_cost_and_the_costs_add_up(normal_report, 
         assert choice.recorded[0] <= 0 <= choice.recorded[1]
         assert choice.chosen is None or choice.chosen[0] <= 0 <= choice.chosen[1]
         assert 0 < choice.noise_ratio and math.isfinite(choice.noise_ratio)
+        assert (choice.images_better is None) == (choice.chosen is None)
     assert ranges.applied == sum(c.chosen is not None for c in ranges.choices)
     assert written["ranges"]["applied"] == ranges.applied and len(written["ranges"]["choices"]) == len(ranges.choices)
 
@@ -155,7 +156,7 @@ def test_a_coarsely_quantized_activation_is_the_layer_diff_blames(cpu_artifact, 
     choice = ranges.choices[0]
     assert choice.tensor == damaged["tensor"]
     width = (choice.chosen[1] - choice.chosen[0]) / (choice.recorded[1] - choice.recorded[0])
-    assert 0.25 / DAMAGE < width < 4 / DAMAGE and choice.noise_ratio < 0.1, choice
+    assert 0.25 / DAMAGE < width < 4 / DAMAGE and choice.noise_ratio < 0.1 and choice.images_better > 0.9, choice
     undamaged = normal_report[0].output_cost.int8_output_sqnr_db
     assert ranges.recorded_sqnr_db < undamaged - 10 and ranges.tightened_sqnr_db > undamaged - 6, (ranges, undamaged)
     assert ranges.tightened_agreement >= ranges.recorded_agreement
