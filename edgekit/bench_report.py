@@ -82,11 +82,16 @@ def _host(report: dict) -> list[str]:
     host = report["host"]
     where = f"board `{host['board']}` (over SSH)" if host.get("board") else "this host"
     features = ", ".join(host.get("int8_features") or []) or "none"
-    return ["## Host", "",
-            f"- Measured on: {where}",
-            f"- CPU: {host.get('cpu')} ({host.get('arch')}), {host.get('logical_cores')} logical cores",
-            f"- OS: {host.get('os')}, kernel {host.get('kernel')}",
-            f"- int8 instructions: {features}. {host.get('int8_verdict') or ''}".rstrip()]
+    lines = ["## Host", "",
+             f"- Measured on: {where}",
+             f"- CPU: {host.get('cpu')} ({host.get('arch')}), {host.get('logical_cores')} logical cores",
+             f"- OS: {host.get('os')}, kernel {host.get('kernel')}",
+             f"- int8 instructions: {features}. {host.get('int8_verdict') or ''}".rstrip()]
+    if host.get("ort_session_config"):
+        options = ", ".join(f"`{k}={v}`" for k, v in host["ort_session_config"].items())
+        lines.append(f"- ONNX Runtime ran with {options}: this CPU has no VNNI, and without it ORT's "
+                     "u8 x s8 int8 kernels saturate (edgekit's int8 numbers are the exact kernels' numbers)")
+    return lines
 
 
 def _versions(report: dict) -> list[str]:

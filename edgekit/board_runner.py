@@ -82,6 +82,7 @@ def host_info() -> dict:
         "kernel": platform.release(), "python": platform.python_version(),
         "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime"),
         "cpuinfo": _read("/proc/cpuinfo"),
+        "ort_session_config": EXACT_INT8_OPTIONS if int8_saturates_here() else {},
     }
 
 
@@ -102,13 +103,46 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # non-Linux fallback
 
 
-def ort_runner(job: dict):
-    # The same session options as edgekit.runtimes.ort_session, which this script cannot import.
-    ort = _require("onnxruntime")
+# ONNX Runtime's x86 int8 kernels multiply u8 activations by s8 weights with vpmaddubsw unless the
+# CPU has VNNI, and its int16 pair sums saturate: int8 outputs there are not the model's arithmetic
+# (a trained kEffNet-B0 fell from 72.5% to 54.6% top-1 on an AVX2-only EPYC; benchmarks/README.md).
+# This option makes ORT rewrite the weights to u8 and run exact u8u8 kernels. It is not set on VNNI
+# CPUs, where it changes no output and cost 1.4x in latency (ResNet-18 int8 at 160 px, one thread).
+EXACT_INT8_OPTIONS = {"session.x64quantprecision": "1"}
+
+
+def int8_saturates_here() -> bool:
+    """True on x86 CPUs without AVX-512 VNNI, read from CPUID as numpy sees it, so that an emulated
+    CPU answers for itself (qemu passes the host's /proc/cpuinfo through). AVX-VNNI without AVX-512
+    (Alder Lake clients), which numpy does not report, counts as saturating: exact but slower."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False  # ARM's int8 kernels widen before they add (see targets/rpi4.toml)
+    import importlib
+
+    _require("numpy")
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
+        try:
+            return not importlib.import_module(module).__cpu_features__.get("AVX512VNNI", False)
+        except (ImportError, AttributeError):
+            continue
+    return True  # unknown: exact kernels are the safe side
+
+
+def ort_session_options(ort, threads: int):
+    """The session options of every edgekit ONNX Runtime session (edgekit.runtimes imports this)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(job["threads"])
+    options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if int8_saturates_here():
+        for key, value in EXACT_INT8_OPTIONS.items():
+            options.add_session_config_entry(key, value)
+    return options
+
+
+def ort_runner(job: dict):
+    ort = _require("onnxruntime")
+    options = ort_session_options(ort, job["threads"])
     session = ort.InferenceSession(job["model_path"], options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]

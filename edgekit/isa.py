@@ -89,4 +89,6 @@ def describe_host(info: dict, board: str | None = None) -> dict:
     return {"cpu": isa.model_name, "arch": info["arch"], "logical_cores": info.get("logical_cores"),
             "os": info.get("os"), "kernel": info.get("kernel"), "python": info.get("python"),
             "numpy": info.get("numpy"), "onnxruntime": info.get("onnxruntime"), "board": board,
-            "int8_features": isa.int8_features, "int8_verdict": isa.verdict()}
+            "int8_features": isa.int8_features, "int8_verdict": isa.verdict(),
+            # Older runners report nothing here; they ran ONNX Runtime's defaults.
+            "ort_session_config": info.get("ort_session_config", {})}

@@ -16,6 +16,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from edgekit.board_runner import EXACT_INT8_OPTIONS
+
 if TYPE_CHECKING:  # edgekit.manifest imports edgekit.models (torch); cli.py imports this module for --help
     from edgekit.manifest import ArtifactManifest, Int8Tradeoff
     from edgekit.plan_records import QuantizationPlan
@@ -108,6 +110,9 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+X64_EXACT_INT8 = ", ".join(f"{key}={value}" for key, value in EXACT_INT8_OPTIONS.items())
+
+
 def render_report(manifest: ArtifactManifest) -> str:
     target, model = manifest.target, manifest.model
     parity = manifest.export["parity"]
@@ -153,6 +158,11 @@ def render_report(manifest: ArtifactManifest) -> str:
             f"{_pct(check['top1_agreement'])}, "
             f"max normalised logit diff {check['max_normalised_diff']:.3f}.",
         ]
+        if target.arch in (None, "x86_64") and any(m.runtime == "onnxruntime" and m.precision == "int8"
+                                                    for m in manifest.models):
+            lines.append(f"- Running the int8 model on an x86 CPU without AVX-512 VNNI: create the ONNX Runtime "
+                         f"session with `{X64_EXACT_INT8}` (edgekit's bench and verify do). Without it ORT's "
+                         "u8 x s8 kernels saturate there and int8 accuracy can collapse (benchmarks/README.md).")
     lines += ["", "## Latency (measured during the build)", ""]
     latency = manifest.latency_check
     if latency.measured:

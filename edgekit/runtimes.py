@@ -15,12 +15,11 @@ def ort_session(path: Path, *, threads: int = 0, basic_optimizations_only: bool 
     Q/DQ pair then stays fake-quantization in float instead of becoming an int8 kernel)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    from edgekit.board_runner import ort_session_options
+
+    options = ort_session_options(ort, threads)  # exact int8 kernels on x86 without VNNI
     if basic_optimizations_only:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own Fail/InvalidGraph/NotImplemented types

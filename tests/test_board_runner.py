@@ -294,3 +294,23 @@ def test_the_runners_manifest_keys_are_the_records_field_names():
     for key, record in RUNNER_KEYS.items():
         assert key in {f.name for f in dataclasses.fields(getattr(manifest, record))}, (key, record)
     assert "name" in {f.name for f in dataclasses.fields(manifest.TargetRecord)}  # target.name too
+
+
+def _config_entry(options, key: str) -> str | None:
+    try:
+        return options.get_session_config_entry(key)
+    except RuntimeError:  # ORT raises for a key that was never set
+        return None
+
+
+def test_exact_int8_kernels_are_asked_for_exactly_where_this_cpu_lacks_vnni(lone_runner):
+    import platform
+
+    import onnxruntime as ort
+
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
+    lacks_vnni = platform.machine() == "x86_64" and "avx512_vnni" not in flags
+    options = board_runner.ort_session_options(ort, 1)
+    assert _config_entry(options, "session.x64quantprecision") == ("1" if lacks_vnni else None)
+    info = json.loads(run(lone_runner, "info").stdout)
+    assert info["ort_session_config"] == (board_runner.EXACT_INT8_OPTIONS if lacks_vnni else {})

@@ -97,10 +97,11 @@ def _fused_kernels(int8_path: Path, scratch: Path) -> dict[str, str]:
     import onnx
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # what inference runs
+    from edgekit.board_runner import ort_session_options
+
+    options = ort_session_options(ort, 0)  # what edgekit's inference runs, exact int8 options included
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(scratch / "int8_optimised.onnx")
-    options.log_severity_level = 3  # the "hardware specific optimizations" warning is expected here
     ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
     kernels = {}
     for node in onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node:

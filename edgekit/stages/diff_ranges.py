@@ -4,12 +4,14 @@ MinMax calibration takes an activation's range from its extremes over every cali
 one outlier widens the quantization step for every value. For the activations that carry most of
 the int8 model's output noise (edgekit.stages.diff_cost), half of the images (the fitting half)
 give each one's data range: the mean over images of each image's min and max. That range clips
-each image's peaks, and a few images' outliers can matter more than every other value's rounding
-(kEffNet-B0's residual Adds: MinMax's range 30x the data's; ranges between them, better on 31 of 32
-held-out images, were 100-800x noisier in sum, all of it from one image), so the candidates run geometrically from the data range to the recorded one:
-data x (recorded width / data width)^t for t in STEPS. Each pair is costed on the fitting half with
-each candidate and with its recorded range; the least noisy wins. Its noise beside the
-recorded range's is then measured on the other half. Every pair whose range won on the fitting half
+each image's peaks, and one image's outliers can matter more than every other value's rounding
+(kEffNet-B0's costliest residual Add: MinMax's range 30x the data's; a range between them was
+136x noisier in sum on held-out images, all of it from one image). So the candidates run
+geometrically from the data range to the recorded one, data x (recorded width / data
+width)^t for t in STEPS, and the held-out half, not the fitting one, says whether a choice holds.
+Each pair is costed on the fitting half with each candidate and with its recorded range; the least
+noisy wins. Its noise beside the recorded range's is then measured on the other half, in sum and
+as the share of images it helps. Every pair whose range won on the fitting half
 has it put into the int8 model together, and that model runs on the held-out half: what
 re-choosing those ranges recovers, measured on images nothing was chosen on. Like the output cost,
 it runs with basic optimisations only (Q/DQ as fake quantization in float), so it measures the

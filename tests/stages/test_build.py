@@ -25,7 +25,10 @@ def test_cpu_artifact_has_models_manifest_and_report(cpu_artifact):
     assert manifest["latency_check"]["measured"] is True
     for package in ("torch", "onnx", "onnxruntime", "openvino", "edgekit"):
         assert manifest["versions"][package]
-    assert "Recommended for deployment" in (cpu_artifact / "REPORT.md").read_text()
+    report = (cpu_artifact / "REPORT.md").read_text()
+    assert "Recommended for deployment" in report
+    # Anyone running the int8 model with their own ORT session on an x86 CPU without VNNI is told.
+    assert "session.x64quantprecision=1" in report
 
 
 def test_manifest_hashes_match_every_file(cpu_artifact):
@@ -77,6 +80,7 @@ def test_target_without_int8_dot_product_reports_what_int8_buys_and_costs(rpi4_a
     assert tradeoff["size_ratio"] > 2.5  # tiny_cnn's int8 file is ~3x smaller (QDQ scales cost a little)
     section = (rpi4_artifact / "REPORT.md").read_text().split("## int8 on a CPU without int8 dot-product")[1]
     assert "What int8 buys" in section and "What it may cost" in section and "`model_fp32.onnx`" in section
+    assert "x64quantprecision" not in (rpi4_artifact / "REPORT.md").read_text()  # an x86-only matter
     # x86 with VNNI/AMX is a dot-product CPU: no such section there.
     assert "int8_tradeoff" not in read_manifest(cpu_artifact).to_dict()
 
