@@ -107,7 +107,8 @@ def peak_rss_mb() -> float:
 # CPU has VNNI, and its int16 pair sums saturate: int8 outputs there are not the model's arithmetic
 # (a trained kEffNet-B0 fell from 72.5% to 54.6% top-1 on an AVX2-only EPYC; benchmarks/README.md).
 # This option makes ORT rewrite the weights to u8 and run exact u8u8 kernels. It is not set on VNNI
-# CPUs, where it changes no output and cost 1.4x in latency (ResNet-18 int8 at 160 px, one thread).
+# CPUs, where it changes no output and cost 1.05-1.4x in latency (ResNet-18 int8, 160 px, 1 thread;
+# benchmarks/x64_exact_int8_cost.py).
 EXACT_INT8_OPTIONS = {"session.x64quantprecision": "1"}
 
 
