@@ -22,6 +22,7 @@ Exit codes: 0 done, 1 a model failed, 2 bad usage or input, 3 numpy/onnxruntime 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -112,6 +113,7 @@ def peak_rss_mb() -> float:
 EXACT_INT8_OPTIONS = {"session.x64quantprecision": "1"}
 
 
+@functools.lru_cache(maxsize=None)  # the CPU does not change; every session asks
 def int8_saturates_here() -> bool:
     """True on x86 CPUs without AVX-512 VNNI, read from CPUID as numpy sees it, so that an emulated
     CPU answers for itself (qemu passes the host's /proc/cpuinfo through). AVX-VNNI without AVX-512
