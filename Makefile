@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup system-tools clean
+.PHONY: demo test sweep setup system-tools clean
 
 $(BIN)/edgekit: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ demo: setup
 system-tools:
 	bash scripts/install-system-tools.sh
 
+# CI's command: every test but the registry sweep (one network per kind of block runs here).
 test: setup system-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not sweep"
+
+# Every registered network through export, int8 and both runtimes, on this CPU (its ISA level is
+# printed at the end and kept in the JUnit file), each int8 also on an emulated AVX2 CPU.
+sweep: setup system-tools
+	EDGEKIT_SWEEP_EMULATE_AVX2=1 $(BIN)/python -m pytest -q tests/stages/test_registry_pipeline.py \
+		--junitxml=sweep-results.xml
 
 clean:
 	rm -rf demo-output artifacts .pytest_cache

@@ -13,7 +13,11 @@ or at 4x PyTorch's own float32 error where that is larger: some deep random netw
 ill-conditioned that PyTorch float32 and float64 disagree (efficientnet_b7 at 64 px: 0.15 of the
 largest logit, logits ~2e4), and two float32 implementations may then differ by about twice that.
 Each record keeps that error (``pytorch_fp32_vs_fp64``) and the tolerance used.
-"pass" = export, parity, int8 and every bench row ran; "fail" records the stage and the error line.
+"pass" = export, parity, int8 (loading with ORT's default and with its exact x86 kernels, which
+CPUs without VNNI need) and every bench row ran; "fail" records the stage and the error line.
+``--emulate-avx2`` also runs each int8 model on an emulated AVX2 CPU (qemu-x86_64 -cpu Haswell, no
+AVX-512, no VNNI) with edgekit's session and requires its outputs to equal this host's bit for bit.
+Every record names the CPU (and ISA level) it ran on, and the summary this sitting's host.
 Writes <out>/<tag>.json and .csv after every network, so a long run keeps what it measured;
 ``--resume`` keeps the passed and refused records already in <out>/<tag>.json and runs the other
 names (failures again), so the whole zoo can be measured in several sittings.
@@ -88,7 +92,9 @@ def one_network(name: str, work: Path, calib: Path, args) -> dict:
     reason = refusal(name)
     if reason:
         return {"model": name, "status": "refused", "reason": reason}
-    record = {"model": name, "status": "fail", "stage": "build"}
+    host = host_record()
+    record = {"model": name, "status": "fail", "stage": "build",
+              "cpu": f"{host['cpu']} ({host.get('isa_level', host['arch'])})"}  # sittings may differ in CPU
     started = time.monotonic()
     try:
         size = zoo_input_size(name, args.input_size)
@@ -110,7 +116,9 @@ def one_network(name: str, work: Path, calib: Path, args) -> dict:
             force=True))
         manifest = read_manifest(out)
         record.update(parity=manifest.export["parity"]["max_normalised_diff"],
-                      int8_agreement=manifest.quantization.int8_vs_fp32["top1_agreement"], stage="bench")
+                      int8_agreement=manifest.quantization.int8_vs_fp32["top1_agreement"], stage="x86 kernel paths")
+        record.update(x86_kernel_paths(out, calib_array[:2], emulate=args.emulate_avx2))
+        record["stage"] = "bench"
         report = bench_artifact(out, runs=args.runs, warmup=args.warmup)
         failed = [f"{row['file']}: {row.get('error')}" for row in report["results"] if not row.get("ok")]
         for row in report["results"]:
@@ -128,9 +136,51 @@ def one_network(name: str, work: Path, calib: Path, args) -> dict:
     return record
 
 
-CSV_KEYS = ("model", "status", "stage", "reason", "input_size", "params_m", "seconds", "pytorch_fp32_vs_fp64",
-            "parity_tolerance", "parity", "int8_agreement",
+def x86_kernel_paths(folder: Path, images: np.ndarray, *, emulate: bool) -> dict:
+    """The built int8 loads with each x86 kernel path of ORT (defaults, and the exact option that CPUs
+    without VNNI need), and, with ``emulate``, runs on an emulated AVX2 CPU with edgekit's session:
+    its exact int8 there must equal this host's bit for bit."""
+    from edgekit.board_runner import EXACT_INT8_OPTIONS
+    from edgekit.runtimes import ort_logits, ort_session
+
+    int8 = folder / "model_int8.onnx"
+    ort_session(int8, config=EXACT_INT8_OPTIONS)  # raises (a fail record) if it does not load
+    record = {"loads_with_exact_option": True,
+              "weight_dequantizers_separated": read_manifest(folder).quantization.settings.get(
+                  "weight_dequantizers_separated", 0)}
+    if emulate:
+        import subprocess
+
+        from edgekit import board_runner
+
+        started = time.monotonic()
+        native = ort_logits(int8, images, batch_size=1, threads=1)
+        np.save(folder.parent / "images.npy", images)
+        done = subprocess.run(["qemu-x86_64-static", "-cpu", "Haswell", sys.executable, board_runner.__file__, "infer",
+                               str(int8), str(folder.parent / "images.npy"), str(folder.parent / "avx2.npy"),
+                               "--threads", "1"], capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"emulated AVX2 run failed: {done.stderr.strip().splitlines()[-1:]}")
+        emulated = np.load(folder.parent / "avx2.npy")
+        record["avx2_emulated_bit_exact"] = bool(np.array_equal(native, emulated))
+        record["avx2_emulated_seconds"] = round(time.monotonic() - started, 1)
+        if not record["avx2_emulated_bit_exact"]:
+            raise RuntimeError(f"int8 on an emulated AVX2 CPU differs from this host's by "
+                               f"{float(np.abs(native - emulated).max()):.3g}")
+    return record
+
+
+CSV_KEYS = ("model", "status", "stage", "reason", "cpu", "input_size", "params_m", "seconds", "pytorch_fp32_vs_fp64",
+            "parity_tolerance", "parity", "int8_agreement", "loads_with_exact_option",
+            "weight_dequantizers_separated", "avx2_emulated_bit_exact",
             "p50_ms_pytorch_fp32", "p50_ms_onnxruntime_fp32", "p50_ms_onnxruntime_int8")
+
+
+def host_record() -> dict:
+    """The CPU this sitting ran on: ONNX Runtime's int8 kernels, and so the results, depend on it."""
+    from edgekit.isa import build_host_record
+
+    return build_host_record(runtime="onnxruntime", kernels="exact", weight_bits=8)
 
 
 def main() -> int:
@@ -143,6 +193,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--tag", default="torchvision_zoo", help="result file name: <out>/<tag>.json/.csv")
     parser.add_argument("--resume", action="store_true", help="keep <out>/<tag>.json's records, run the rest")
+    parser.add_argument("--emulate-avx2", action="store_true",
+                        help="also run each int8 model on an emulated AVX2 CPU (qemu-x86_64 -cpu Haswell)")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else torchvision_names()
     unknown = sorted(set(names) - set(torchvision_names()))
@@ -152,8 +204,9 @@ def main() -> int:
     previous = Path(args.out) / f"{args.tag}.json"
     if args.resume and previous.is_file():
         kept = json.loads(previous.read_text())
-        measured_as = {k: v for k, v in kept["settings"].items() if k not in ("models", "out")}
-        now = {k: v for k, v in vars(args).items() if k not in ("models", "out", "resume")}
+        # --emulate-avx2 adds a check and changes no measurement: sittings with and without it combine.
+        measured_as = {k: v for k, v in kept["settings"].items() if k not in ("models", "out", "emulate_avx2")}
+        now = {k: v for k, v in vars(args).items() if k not in ("models", "out", "resume", "emulate_avx2")}
         if measured_as != now:
             parser.error(f"--resume: {previous} was measured with {measured_as}, this run has {now}")
         # Failures run again: the code may have changed since.
@@ -170,7 +223,9 @@ def main() -> int:
             records = [r for r in records if r["model"] != name] + [one_network(name, work, calib, args)]
             print(f"   {records[-1]['status']}: {records[-1].get('reason') or ''}", file=sys.stderr, flush=True)
             # Latencies mean little on a loaded host; the load says how loaded it was.
-            summary = {"settings": {k: v for k, v in vars(args).items() if k != "resume"}, "load_average_1_5_15_min": os.getloadavg(), "weights": "random (seed 0), BatchNorm re-estimated on the generated "
+            summary = {"settings": {k: v for k, v in vars(args).items() if k != "resume"},
+                       "host": host_record(), "load_average_1_5_15_min": os.getloadavg(),
+                       "weights": "random (seed 0), BatchNorm re-estimated on the generated "
                        "calibration images", "counts": {s: sum(r["status"] == s for r in records)
                                                         for s in ("pass", "fail", "refused")}, "models": records}
             write_results(Path(args.out), args.tag, summary, [{k: r.get(k) for k in CSV_KEYS} for r in records])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.reporting import COLUMNS, LEFT, cell_text, flatten
+from edgekit.reporting import COLUMNS, LEFT, SATURATING, SATURATING_NOTE, cell_text, flatten
 
 # The first line of every report edgekit writes: how `--report` recognises a file it may replace.
 MARKER = "<!-- edgekit.bench-report/1: written by `edgekit bench --report`; a rerun may replace this file -->"
@@ -90,7 +90,10 @@ def _host(report: dict) -> list[str]:
     if host.get("ort_session_config"):
         options = ", ".join(f"`{k}={v}`" for k, v in host["ort_session_config"].items())
         lines.append(f"- ONNX Runtime ran with {options}: this CPU has no VNNI, and without it ORT's "
-                     "u8 x s8 int8 kernels saturate (edgekit's int8 numbers are the exact kernels' numbers)")
+                     "u8 x s8 int8 kernels saturate (edgekit's int8 numbers are the exact kernels' numbers, "
+                     "unless a row's int8 arith says otherwise)")
+    if any(row.get("int8_kernels") == SATURATING for row in report["results"]):
+        lines.append(f"- {SATURATING_NOTE}")
     return lines
 
 

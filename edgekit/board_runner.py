@@ -109,43 +109,64 @@ def peak_rss_mb() -> float:
 # (a trained kEffNet-B0 fell from 72.5% to 54.6% top-1 on an AVX2-only EPYC; benchmarks/README.md).
 # This option makes ORT rewrite the weights to u8 and run exact u8u8 kernels. It is not set on VNNI
 # CPUs, where it changes no output and cost 1.05-1.4x in latency (ResNet-18 int8, 160 px, 1 thread;
-# benchmarks/x64_exact_int8_cost.py).
+# benchmarks/x64_exact_int8_cost.py). ORT skips the rewrite for weights within [-64, 64] (7-bit
+# weights cannot saturate), so such models run the fast kernels exactly with or without it.
 EXACT_INT8_OPTIONS = {"session.x64quantprecision": "1"}
 
+# Which x86 int8 kernels a model asks for: manifest models[i].x86_int8_kernels, a measure job's key.
+EXACT_KERNELS = "exact"  # EXACT_INT8_OPTIONS where the CPU lacks VNNI; ORT's defaults (exact there) elsewhere
+DEFAULT_KERNELS = "ort-default"  # ORT's defaults everywhere: faster without VNNI, but sums may saturate there
+X86_INT8_KERNELS = (EXACT_KERNELS, DEFAULT_KERNELS)
 
-@functools.lru_cache(maxsize=None)  # the CPU does not change; every session asks
-def int8_saturates_here() -> bool:
-    """True on x86 CPUs without AVX-512 VNNI, read from CPUID as numpy sees it, so that an emulated
-    CPU answers for itself (qemu passes the host's /proc/cpuinfo through). AVX-VNNI without AVX-512
-    (Alder Lake clients), which numpy does not report, counts as saturating: exact but slower."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return False  # ARM's int8 kernels widen before they add (see targets/rpi4.toml)
+
+@functools.lru_cache(maxsize=None)  # the CPU does not change
+def cpuid_features() -> dict:
+    """numpy's reading of CPUID ({"AVX2": True, "AVX512VNNI": False, ...}; {} where unknown). CPUID,
+    not /proc/cpuinfo: an emulated CPU answers for itself, while qemu passes the host's file through."""
     import importlib
 
     _require("numpy")
     for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
         try:
-            return not importlib.import_module(module).__cpu_features__.get("AVX512VNNI", False)
+            return dict(importlib.import_module(module).__cpu_features__)
         except (ImportError, AttributeError):
             continue
-    return True  # unknown: exact kernels are the safe side
+    return {}
 
 
-def ort_session_options(ort, threads: int):
-    """The session options of every edgekit ONNX Runtime session (edgekit.runtimes imports this)."""
+@functools.lru_cache(maxsize=None)  # the CPU does not change; every session asks
+def int8_saturates_here() -> bool:
+    """True on x86 CPUs without AVX-512 VNNI. AVX-VNNI without AVX-512 (Alder Lake clients), which
+    numpy does not report, counts as saturating: exact but slower. Unknown counts as saturating too:
+    exact kernels are the safe side."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False  # ARM's int8 kernels widen before they add (see targets/rpi4.toml)
+    return not cpuid_features().get("AVX512VNNI", False)
+
+
+def session_config_here(kernels: str = EXACT_KERNELS) -> dict:
+    """The ONNX Runtime session config entries a model that asks for ``kernels`` gets on this CPU."""
+    if kernels not in X86_INT8_KERNELS:
+        raise RunnerError(f"x86_int8_kernels must be one of {', '.join(X86_INT8_KERNELS)}, got {kernels!r}")
+    return dict(EXACT_INT8_OPTIONS) if kernels == EXACT_KERNELS and int8_saturates_here() else {}
+
+
+def ort_session_options(ort, threads: int, kernels: str = EXACT_KERNELS, *, config: dict | None = None):
+    """The session options of every edgekit ONNX Runtime session (edgekit.runtimes imports this).
+    ``config``, when given, replaces this CPU's choice of entries (the build asks for the exact
+    option on every x86 host, to prove the int8 model loads where a CPU without VNNI needs it)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    if int8_saturates_here():
-        for key, value in EXACT_INT8_OPTIONS.items():
-            options.add_session_config_entry(key, value)
+    for key, value in (session_config_here(kernels) if config is None else config).items():
+        options.add_session_config_entry(key, value)
     return options
 
 
 def ort_runner(job: dict):
     ort = _require("onnxruntime")
-    options = ort_session_options(ort, job["threads"])
+    options = ort_session_options(ort, job["threads"], job.get("x86_int8_kernels", EXACT_KERNELS))
     session = ort.InferenceSession(job["model_path"], options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
@@ -187,6 +208,8 @@ def measure(job: dict, make_runner=ort_runner) -> dict:
         "throughput_ips": float(1000.0 / latencies.mean()),
         "rss_before_load_mb": rss_start, "peak_rss_mb": peak_rss_mb(),
     }
+    if job.get("runtime", "onnxruntime") == "onnxruntime":  # which int8 kernels these numbers are from
+        result["ort_session_config"] = session_config_here(job.get("x86_int8_kernels", EXACT_KERNELS))
     if data is not None:
         result["predictions"] = [int(np.asarray(run(np.ascontiguousarray(data[i:i + 1]))).argmax())
                                  for i in range(len(data))]
@@ -227,16 +250,20 @@ def worker_command() -> list:
     """bench's interpreter for workers: $EDGEKIT_RUNNER_PYTHON, else this one. Under qemu user-mode
     sys.executable is an aarch64 binary the kernel runs only where binfmt_misc has qemu registered,
     so edgekit's emulation names qemu here: every worker starts through it explicitly."""
-    raw = os.environ.get(RUNNER_PYTHON, "")
+    return argv_from_environment(RUNNER_PYTHON, '["/usr/bin/python3"]') or [sys.executable]
+
+
+def argv_from_environment(variable: str, example: str) -> list | None:
+    """A command line given as a JSON list of strings in ``variable``; None where it is unset."""
+    raw = os.environ.get(variable, "")
     if not raw:
-        return [sys.executable]
+        return None
     try:
         argv = json.loads(raw)
     except ValueError:
         argv = None
     if not (isinstance(argv, list) and argv and all(isinstance(a, str) and a for a in argv)):
-        raise RunnerError(f"{RUNNER_PYTHON} must be a JSON list of non-empty strings such as "
-                          f'["/usr/bin/python3"], got {raw[:200]!r}')
+        raise RunnerError(f"{variable} must be a JSON list of non-empty strings such as {example}, got {raw[:200]!r}")
     return argv
 
 
@@ -295,6 +322,8 @@ def _check_manifest(manifest) -> None:
         companions = entry.get("companions", [])
         require(isinstance(companions, list) and all(isinstance(c, str) and c for c in companions),
                 f"models[{index}].companions", "a list of file names")
+        require(entry.get("x86_int8_kernels", EXACT_KERNELS) in X86_INT8_KERNELS,
+                f"models[{index}].x86_int8_kernels", f"one of {', '.join(X86_INT8_KERNELS)}")
     sections = {key: manifest.get(key) if isinstance(manifest.get(key), dict) else {}
                 for key in ("input", "target", "model")}
     shape = sections["input"].get("shape")
@@ -367,7 +396,8 @@ def bench(folder: str, *, runs: int, warmup: int, threads, data_path, json_path=
     for index, entry in enumerate(entries):
         _progress(f"measuring {index + 1}/{len(entries)}: {entry['file']}")
         job = {"model_path": paths[index][0], "threads": threads, "runs": runs, "warmup": warmup,
-               "input_shape": manifest["input"]["shape"], "data_path": data_path}
+               "input_shape": manifest["input"]["shape"], "data_path": data_path,
+               "x86_int8_kernels": entry.get("x86_int8_kernels", EXACT_KERNELS)}
         result = run_worker(job, [*interpreter, os.path.abspath(__file__), "measure"])
         size_mb = sum(manifest["files"][name]["bytes"] for name in names[index]) / 1e6
         rows.append({"file": entry["file"], "runtime": entry["runtime"], "precision": entry["precision"],

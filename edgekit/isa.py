@@ -92,3 +92,50 @@ def describe_host(info: dict, board: str | None = None) -> dict:
             "int8_features": isa.int8_features, "int8_verdict": isa.verdict(),
             # Older runners report nothing here; they ran ONNX Runtime's defaults.
             "ort_session_config": info.get("ort_session_config", {})}
+
+
+# ---- the x86 ISA level and ONNX Runtime's int8 kernels on it --------------------------------------
+# ORT picks its int8 kernels from CPUID: u8 x s8 with VNNI (exact), u8 x s8 with vpmaddubsw on AVX2 or
+# AVX-512 without VNNI (int16 pair sums saturate), or u8 x u8 with session.x64quantprecision=1 (exact).
+
+def x86_isa_level(cpuid: dict) -> str:
+    """The level that decides ORT's int8 kernels: avx512_vnni, avx512 (no VNNI), avx2, or below."""
+    if cpuid.get("AVX512VNNI"):
+        return "avx512_vnni"
+    if cpuid.get("AVX512F"):
+        return "avx512"
+    return "avx2" if cpuid.get("AVX2") else "sse4"
+
+
+def ort_int8_kernels(kernels: str, *, weight_bits: int, saturates: bool) -> str:
+    """In words: which int8 arithmetic ONNX Runtime runs for a model asking for ``kernels``
+    (board_runner.X86_INT8_KERNELS) on an x86 CPU that saturates or not."""
+    if not saturates:
+        return "u8 x s8 with VNNI: exact"
+    if weight_bits <= 7:
+        return "u8 x s8 with vpmaddubsw on 7-bit weights: exact without any session option"
+    if kernels == "exact":
+        return "u8 x u8 (session.x64quantprecision=1): exact, slower than u8 x s8"
+    return "u8 x s8 with vpmaddubsw (ORT's default): int16 pair sums may saturate, accuracy measured with them"
+
+
+def build_host_record(*, runtime: str, kernels: str | None = None, weight_bits: int | None = None) -> dict:
+    """The manifest's ``build_host``: the CPU that the build's accuracy and latency numbers come from
+    and, for an ONNX Runtime int8 model on x86, the int8 kernels they were measured with."""
+    import platform
+
+    from edgekit.board_runner import cpuid_features, int8_saturates_here
+
+    local = probe_local()
+    record = {"arch": local.arch, "cpu": local.model_name, "int8_features": local.int8_features}
+    if local.arch != "x86_64":
+        return record
+    cpuid = cpuid_features()
+    record["isa_level"] = x86_isa_level(cpuid)
+    record["cpuid"] = sorted(k for k in ("AVX2", "AVX512F", "AVX512VNNI", "AVX512BF16") if cpuid.get(k))
+    if runtime == "onnxruntime" and kernels is not None:
+        saturates = int8_saturates_here()
+        record["ort_int8_kernels"] = ort_int8_kernels(kernels, weight_bits=weight_bits or 8, saturates=saturates)
+    if platform.machine() == "x86_64" and record["isa_level"] != "avx512_vnni" and "avx512_vnni" in local.features:
+        record["emulated"] = "CPUID shows no VNNI but /proc/cpuinfo does: an emulated CPU (e.g. qemu -cpu Haswell)"
+    return record

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from edgekit.board_runner import X86_INT8_KERNELS
 from edgekit.checks import is_integer
 from edgekit.data.preprocessing import Preprocessing
 from edgekit.errors import EdgekitError
@@ -64,6 +65,9 @@ class ModelEntry:
     format: str | None = None
     role: str | None = None
     companions: tuple[str, ...] = ()
+    # ONNX Runtime int8 only: the x86 kernels it was judged with (board_runner.X86_INT8_KERNELS):
+    # "exact" asks for session.x64quantprecision=1 on CPUs without VNNI; "ort-default" for none.
+    x86_int8_kernels: str | None = None
 
     @classmethod
     def of(cls, file: str, runtime: str, precision: str, **extra) -> ModelEntry:
@@ -82,12 +86,15 @@ class ModelEntry:
             record["role"] = self.role
         if self.companions:
             record["companions"] = list(self.companions)
+        if self.x86_int8_kernels is not None:
+            record["x86_int8_kernels"] = self.x86_int8_kernels
         return record
 
     @classmethod
     def from_dict(cls, record: dict) -> ModelEntry:
         return cls(record["file"], record["runtime"], record["precision"], format=record.get("format"),
-                   role=record.get("role"), companions=tuple(record.get("companions", ())))
+                   role=record.get("role"), companions=tuple(record.get("companions", ())),
+                   x86_int8_kernels=record.get("x86_int8_kernels"))
 
 
 @dataclass(frozen=True)
@@ -299,6 +306,7 @@ class ArtifactManifest:
     created: str | None = None
     output: Any = None
     versions: Any = None
+    build_host: Any = None  # the CPU every number of the build was measured on (isa.build_host_record)
     export: Any = None
     simplify: Any = None
     conversion: Any = None
@@ -329,7 +337,8 @@ class ArtifactManifest:
                   "input": self.input.to_dict(), "output": self.output,
                   "classes": list(self.classes) if self.classes is not None else None,
                   "preprocessing": self.preprocessing.to_dict(), "target": self.target.to_dict(),
-                  "versions": self.versions, "models": [entry.to_dict() for entry in self.models],
+                  "versions": self.versions, "build_host": self.build_host,
+                  "models": [entry.to_dict() for entry in self.models],
                   "export": self.export, "simplify": self.simplify, "conversion": self.conversion,
                   "quantization": plain(self.quantization), "quantization_plan": plain(self.quantization_plan),
                   "latency_check": plain(self.latency_check),
@@ -352,7 +361,8 @@ class ArtifactManifest:
             target=TargetRecord.from_dict(record["target"]),
             models=tuple(ModelEntry.from_dict(entry) for entry in record["models"]),
             classes=tuple(classes) if classes is not None else None, created=record.get("created"),
-            output=record.get("output"), versions=record.get("versions"), export=record.get("export"),
+            output=record.get("output"), versions=record.get("versions"), build_host=record.get("build_host"),
+            export=record.get("export"),
             simplify=record.get("simplify"), conversion=record.get("conversion"),
             quantization=_section(record, "quantization", QuantizationRecord),
             quantization_plan=_section(record, "quantization_plan", QuantizationPlan),
@@ -422,6 +432,8 @@ def _models_problem(manifest: dict) -> str | None:
         companions = entry.get("companions", [])
         if not isinstance(companions, list):
             return f"{where}.companions must be a list"
+        if entry.get("x86_int8_kernels") not in (None, *X86_INT8_KERNELS):
+            return f"{where}.x86_int8_kernels must be one of {', '.join(X86_INT8_KERNELS)}"
         for name in [entry.get("file"), *companions]:
             if not isinstance(name, str) or name not in manifest["files"]:
                 return f"{where} names {name!r}, which 'files' does not list (and hash)"

@@ -205,6 +205,10 @@ def process_tag(pid: int | None = None) -> str:
 def _start_time(pid: int) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if not fields[0].isalpha():
+            # qemu user-mode makes this file up for the process it runs (state "0", its own start
+            # time): other processes read the kernel's, so a tag with it would look like a reused pid.
+            return None
         return int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
     except (OSError, IndexError, ValueError):
         return None

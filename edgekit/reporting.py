@@ -16,7 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.board_runner import EXACT_INT8_OPTIONS
+from edgekit.board_runner import DEFAULT_KERNELS, EXACT_INT8_OPTIONS
 
 if TYPE_CHECKING:  # edgekit.manifest imports edgekit.models (torch); cli.py imports this module for --help
     from edgekit.manifest import ArtifactManifest, Int8Tradeoff
@@ -28,10 +28,10 @@ COLUMNS = [
     ("file", "model file"), ("runtime", "runtime"), ("precision", "prec"), ("size_mb", "MB"),
     ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("mean", "mean ms"),
     ("throughput_ips", "img/s"), ("speedup_vs_fp32", "vs fp32"), ("speedup_vs_ort_fp32", "vs ORT fp32"), ("peak_rss_mb", "RSS MB"),
-    ("top1", "top-1"), ("agreement_with_fp32", "agree"),
+    ("top1", "top-1"), ("agreement_with_fp32", "agree"), ("int8_kernels", "int8 arith"),
 ]
 LEFT = ("file", "runtime", "precision")
-MIN_WIDTH = 160  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
+MIN_WIDTH = 175  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
 
 
 def flatten(row: dict) -> dict:
@@ -81,6 +81,13 @@ def print_bench_table(report: dict, console: Console | None = None) -> None:
             continue
         table.add_row(*[cell_text(key, flat[key]) for key, _ in COLUMNS])
     console.print(table)
+    if any(row.get("int8_kernels") == SATURATING for row in report["results"]):
+        console.print(SATURATING_NOTE)
+
+
+SATURATING = "may saturate"
+SATURATING_NOTE = ("int8 arith 'may saturate': this CPU has no VNNI and the row ran ONNX Runtime's default u8 x s8 "
+                   "kernels, as its plan chose; session.x64quantprecision=1 runs the exact int8 arithmetic, slower")
 
 
 CSV_FIELDS = ["model", "target", *(key for key, _ in COLUMNS), "error"]
@@ -158,11 +165,9 @@ def render_report(manifest: ArtifactManifest) -> str:
             f"{_pct(check['top1_agreement'])}, "
             f"max normalised logit diff {check['max_normalised_diff']:.3f}.",
         ]
-        if target.arch in (None, "x86_64") and any(m.runtime == "onnxruntime" and m.precision == "int8"
-                                                    for m in manifest.models):
-            lines.append(f"- Running the int8 model on an x86 CPU without AVX-512 VNNI: create the ONNX Runtime "
-                         f"session with `{X64_EXACT_INT8}` (edgekit's bench and verify do). Without it ORT's "
-                         "u8 x s8 kernels saturate there and int8 accuracy can collapse (benchmarks/README.md).")
+        lines += _x86_int8_lines(manifest)
+    if manifest.build_host:
+        lines.append(f"- Measured on: {_described_host(manifest.build_host)}.")
     lines += ["", "## Latency (measured during the build)", ""]
     latency = manifest.latency_check
     if latency.measured:
@@ -189,6 +194,35 @@ def render_report(manifest: ArtifactManifest) -> str:
         lines += [f"- {key.replace('_', ' ')}: {text}" for key, text in target.rationale.items()]
     lines += ["", "Full details and sha256 of every file: `manifest.json`. Benchmark: `edgekit bench <this folder>`.", ""]
     return "\n".join(lines)
+
+
+def _x86_int8_lines(manifest: ArtifactManifest) -> list[str]:
+    """What an x86 user of the ONNX Runtime int8 model must know: which kernels its numbers need."""
+    int8 = next((m for m in manifest.models if m.runtime == "onnxruntime" and m.precision == "int8"), None)
+    if int8 is None:
+        return []
+    if manifest.quantization.settings.get("weight_bits") == 7:
+        return ["- x86 int8: 7-bit weights, so ONNX Runtime's default session is exact on every x86 CPU "
+                "(its u8 x s8 sums cannot saturate); no session option is needed."]
+    if int8.x86_int8_kernels == DEFAULT_KERNELS:
+        return ["- x86 int8: the planner chose ONNX Runtime's default kernels, measured on this CPU without VNNI, "
+                "where their u8 x s8 sums may saturate; the accuracy above is with them (VNNI CPUs run the exact "
+                f"arithmetic). `{X64_EXACT_INT8}` runs the exact arithmetic here, slower."]
+    if manifest.target.arch in (None, "x86_64"):
+        return [f"- Running the int8 model on an x86 CPU without AVX-512 VNNI: create the ONNX Runtime "
+                f"session with `{X64_EXACT_INT8}` (edgekit's bench and verify do). Without it ORT's "
+                "u8 x s8 kernels saturate there and int8 accuracy can collapse (benchmarks/README.md)."]
+    return []
+
+
+def _described_host(host: dict) -> str:
+    words = f"{host.get('cpu')} ({host.get('arch')}"
+    if host.get("isa_level"):
+        words += f", {host['isa_level']}" + (", emulated" if host.get("emulated") else "")
+    words += ")"
+    if host.get("ort_int8_kernels"):
+        words += f"; ONNX Runtime int8 kernels: {host['ort_int8_kernels']}"
+    return words
 
 
 def _plan_rows(plan: QuantizationPlan) -> list[list[str]]:

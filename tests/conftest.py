@@ -14,6 +14,24 @@ import pytest
 os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
 
 CLASSES = ("horizontal", "vertical", "checker", "blob")
+
+
+def this_cpu() -> dict:
+    """What the int8 results of this run depend on: the ISA level and ORT's int8 kernel path."""
+    from edgekit.isa import build_host_record
+    from edgekit.stages.int8_graph import exact_rewrite_active_here
+
+    record = build_host_record(runtime="onnxruntime", kernels="exact", weight_bits=8)
+    if record["arch"] == "x86_64":
+        record["exact_option_rewrite_active"] = exact_rewrite_active_here()
+    return record
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Every test log says which CPU it ran on (-q too): int8 results differ by ISA level
+    (tests/test_x86_int8_paths.py)."""
+    terminalreporter.write_sep("-", "edgekit int8 host")
+    terminalreporter.write_line(", ".join(f"{key}={value}" for key, value in this_cpu().items()))
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
@@ -144,3 +162,29 @@ def publish_fake(hub, monkeypatch, *, matching_hash: bool = True) -> dict:
     member = get_model_weights(FAKE_PUBLISHED).DEFAULT
     monkeypatch.setattr(member.value, "url", f"https://download.pytorch.org/models/{path.name}")
     return {"path": path, "state_dict": state_dict}
+
+
+# ---- pretending another x86 ISA level (tests/test_x86_int8_paths.py has the why) -----------------
+AVX2 = {"AVX2": True, "AVX512F": False, "AVX512VNNI": False}  # Haswell .. Zen 3
+AVX512 = {"AVX2": True, "AVX512F": True, "AVX512VNNI": False}  # Skylake-SP
+VNNI = {"AVX2": True, "AVX512F": True, "AVX512VNNI": True}  # Cascade Lake, Zen 4, Sapphire Rapids
+CPUS = {"avx2": ("x86_64", AVX2), "avx512": ("x86_64", AVX512), "avx512_vnni": ("x86_64", VNNI),
+        "unknown x86": ("x86_64", {}), "aarch64": ("aarch64", {})}
+SATURATES = {"avx2": True, "avx512": True, "avx512_vnni": False, "unknown x86": True, "aarch64": False}
+
+
+@pytest.fixture()
+def pretend_cpu(monkeypatch):
+    """Make edgekit see another CPU: ``pretend_cpu("avx2")``."""
+    from edgekit import board_runner
+
+    def pretend(name: str) -> None:
+        machine, features = CPUS[name]
+        monkeypatch.setattr(board_runner.platform, "machine", lambda: machine)
+        monkeypatch.setattr(board_runner, "cpuid_features", lambda: dict(features))
+        board_runner.int8_saturates_here.cache_clear()
+
+    yield pretend
+    board_runner.int8_saturates_here.cache_clear()  # before monkeypatch restores the real CPU
+
+

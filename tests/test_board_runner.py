@@ -264,7 +264,8 @@ def test_infer_names_a_missing_file_in_one_line(lone_runner, cpu_artifact, tmp_p
 RUNNER_KEYS = {"files": "ArtifactManifest", "models": "ArtifactManifest", "input": "ArtifactManifest",
                "target": "ArtifactManifest", "model": "ArtifactManifest", "sha256": "FileRecord",
                "bytes": "FileRecord", "file": "ModelEntry", "runtime": "ModelEntry", "precision": "ModelEntry",
-               "companions": "ModelEntry", "shape": "InputSpec", "threads": "TargetRecord", "name": "ModelInfo"}
+               "companions": "ModelEntry", "x86_int8_kernels": "ModelEntry", "shape": "InputSpec",
+               "threads": "TargetRecord", "name": "ModelInfo"}
 
 
 def _manifest_keys_read_by_the_runner() -> set[str]:

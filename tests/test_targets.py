@@ -19,7 +19,7 @@ def test_builtin_profiles_keep_their_values():
         "name": "cpu", "description": "x86-64 CPU, ONNX Runtime (CPUExecutionProvider)", "arch": "x86_64",
         "runtime": "onnxruntime", "threads": 2, "inference_precision": None, "int8_dot_product": None,
         "quantization": {"backend": "onnxruntime", "format": "qdq", "activation_type": "uint8",
-                         "weight_type": "int8", "per_channel": True, "reduce_range": False,
+                         "weight_type": "int8", "per_channel": True, "reduce_range": True,
                          "calibration_method": "minmax"},
         "rationale": load_target("cpu").rationale}
     vino = load_target("openvino")

@@ -13,6 +13,7 @@ import numpy as np
 from edgekit.artifact import entry_bytes, read_manifest
 from edgekit.bench_plot import is_bench_plot, render_bench_plot
 from edgekit.bench_report import is_bench_markdown, render_bench_markdown
+from edgekit.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS, RunnerError, argv_from_environment
 from edgekit.board_runner import host_info as machine_info
 from edgekit.board_runner import run_worker as run_board_worker
 from edgekit.checks import require_int
@@ -30,8 +31,22 @@ from edgekit.versions import BENCH_PACKAGES, installed_versions
 REPORT_SCHEMA = "edgekit.bench/1"
 
 
+# A JSON argv put before edgekit's own measurement workers, such as ["qemu-x86_64-static", "-cpu",
+# "Haswell"]. Under qemu user-mode a child x86 process on an x86 host runs natively (binfmt_misc has
+# no entry for the host's own architecture), so a build or bench run under emulation names the
+# emulator here, or its latency workers would measure the real CPU's int8 kernels.
+WORKER_PREFIX = "EDGEKIT_WORKER_PREFIX"
+
+
+def worker_prefix() -> list[str]:
+    try:
+        return argv_from_environment(WORKER_PREFIX, '["qemu-x86_64-static", "-cpu", "Haswell"]') or []
+    except RunnerError as error:
+        raise EdgekitError(str(error)) from None
+
+
 def run_worker(job: dict) -> dict:
-    return run_board_worker(job, [sys.executable, "-m", "edgekit.stages.bench_worker"])
+    return run_board_worker(job, [*worker_prefix(), sys.executable, "-m", "edgekit.stages.bench_worker"])
 
 
 def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, runs: int, warmup: int,
@@ -49,6 +64,7 @@ def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, ru
                 "inference_precision": manifest.target.inference_precision,
                 "model_config": config.to_dict() if config else None,
                 "data_path": str(data_path) if data_path else None,
+                "x86_int8_kernels": entry.x86_int8_kernels or EXACT_KERNELS,
             }
             if max_seconds:
                 job["max_seconds"] = max_seconds
@@ -164,6 +180,24 @@ def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
             row["reference"] = f"{reference['runtime']} {reference['file']}"
 
 
+def label_int8_arithmetic(rows: list[dict], host: dict, weight_bits: int | None) -> None:
+    """Say on each ONNX Runtime int8 row whether its numbers are the model's exact int8 arithmetic:
+    on an x86 CPU without VNNI (the host's runner then asks for the exact option) 8-bit weights run
+    with ORT's defaults, as a plan of ``x86_int8_kernels = ort-default`` asks, may have saturated;
+    7-bit weights cannot."""
+    saturating_cpu = bool(host.get("ort_session_config"))
+    for row in rows:
+        if not row.get("ok") or row["runtime"] != "onnxruntime" or row["precision"] != "int8":
+            continue
+        if not saturating_cpu:
+            row["int8_kernels"] = "exact"
+        elif weight_bits == 7:
+            row["int8_kernels"] = "exact (7-bit)"
+        else:
+            exact = row.get("ort_session_config", host["ort_session_config"]).items() >= EXACT_INT8_OPTIONS.items()
+            row["int8_kernels"] = "exact (u8u8)" if exact else "may saturate"
+
+
 def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limit: int = 1000,
                    runs: int = 200, warmup: int = 20, threads: int | None = None,
                    json_path: str | Path | None = None, csv_path: str | Path | None = None,
@@ -198,6 +232,8 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
             host, rows = measure_on_board(board, folder, manifest, threads=threads, runs=runs, warmup=warmup,
                                           data_path=data_path)
     add_comparisons(rows, labels)
+    label_int8_arithmetic(rows, host, manifest.quantization.settings.get("weight_bits")
+                          if manifest.quantization is not None else None)
     for row in rows:
         row.pop("predictions", None)
     report = {

@@ -18,7 +18,7 @@ from edgekit.runtimes import openvino_compiled, ort_session
 def _runner(job: dict):
     runtime, path, threads = job["runtime"], job["model_path"], int(job["threads"])
     if runtime == "onnxruntime":
-        session = ort_session(path, threads=threads)
+        session = ort_session(path, threads=threads, kernels=job.get("x86_int8_kernels", "exact"))
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
     if runtime == "openvino":

@@ -13,7 +13,9 @@ import numpy as np
 from edgekit.artifact import artifact_owner, entry_bytes, write_manifest
 from edgekit.checks import require_int, require_number
 from edgekit.data import find_images
+from edgekit.board_runner import EXACT_KERNELS
 from edgekit.errors import EdgekitError
+from edgekit.isa import build_host_record
 from edgekit.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck, ModelEntry,
                               ModelInfo, QuantizationRecord, TargetRecord)
 from edgekit.models import save_checkpoint
@@ -27,7 +29,7 @@ from edgekit.stages import export, simplify
 from edgekit.stages.bench import labels_as_outputs, measure_models
 from edgekit.stages.export import OPSETS, compare_logits
 from edgekit.stages.openvino_quant import convert_to_openvino, quantize_openvino
-from edgekit.stages.quantize_ort import CALIBRATION_METHODS, quantize_onnx_static
+from edgekit.stages.quantize_ort import CALIBRATION_METHODS, Int8LoadError, quantize_onnx_static
 from edgekit.stages.source import SourceModel, artifact_stem, model_file, resolve_model
 from edgekit.targets import Target, load_target
 from edgekit.versions import installed_versions
@@ -215,7 +217,16 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
             f"faster than fp32; {tradeoff.fp32_model} ships beside it (see REPORT.md)")
     model, reason = _recommend(manifest.models_for(profile.runtime), manifest.quantization, manifest.latency_check,
                                manifest.quantization_plan)
-    return replace(manifest, recommended_model=model, recommendation_reason=reason)
+    return replace(manifest, recommended_model=model, recommendation_reason=reason,
+                   build_host=_build_host(manifest, profile))
+
+
+def _build_host(manifest: ArtifactManifest, profile: Target) -> dict:
+    """Where the parity, int8 and latency numbers above were measured, and with which int8 kernels."""
+    int8 = next((m for m in manifest.models_for("onnxruntime") if m.precision == "int8"), None)
+    settings = manifest.quantization.settings if manifest.quantization is not None else {}
+    return build_host_record(runtime=profile.runtime, kernels=int8.x86_int8_kernels if int8 else None,
+                             weight_bits=settings.get("weight_bits"))
 
 
 def _plan_int8(folder, scratch, manifest: ArtifactManifest, profile, calibration, judging, options,
@@ -239,11 +250,17 @@ def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, 
     if options.calibration_method:
         settings = replace(settings, calibration_method=options.calibration_method)
     int8_path = folder / "model_int8.onnx"
-    record = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
+    try:
+        record = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
+    except Int8LoadError as error:  # an int8 some CPU cannot load never ships; fp32 does, with the reason
+        int8_path.unlink(missing_ok=True)
+        warn(f"no int8 model: {error.one_line()}")
+        return replace(manifest, quantization=QuantizationRecord(skipped=f"int8 not shipped: {error.one_line()}"))
     fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
     comparison = {**compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
                                    candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
-    return replace(manifest, models=(*manifest.models, ModelEntry.of("model_int8.onnx", "onnxruntime", "int8")),
+    entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8", x86_int8_kernels=EXACT_KERNELS)
+    return replace(manifest, models=(*manifest.models, entry),
                    quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
 
 

@@ -45,10 +45,11 @@ def _torch_runner(path: Path, manifest: ArtifactManifest, threads: int) -> Runne
     return run
 
 
-def _ort_runner(path: Path, threads: int) -> Runner:
+def _ort_runner(path: Path, threads: int, kernels: str | None = None) -> Runner:
+    """``kernels``: the x86 int8 kernels the artifact's entry asks for (its plan was judged with them)."""
     from edgekit.runtimes import ort_session
 
-    session = ort_session(path, threads=threads)
+    session = ort_session(path, threads=threads, kernels=kernels or "exact")
     name = session.get_inputs()[0].name
     static = session.get_inputs()[0].shape[0]
     if isinstance(static, int):  # a fixed batch: feed one image at a time
@@ -79,7 +80,7 @@ def candidates(manifest: ArtifactManifest, copies: dict[str, Path], threads: int
     ort = manifest.models_for("onnxruntime")
     for entry in sorted(ort, key=lambda e: e.precision != "fp32"):
         found.append(_Candidate("onnxruntime", entry.precision, entry.file,
-                                lambda p=copies[entry.file]: _ort_runner(p, threads)))
+                                lambda p=copies[entry.file], k=entry.x86_int8_kernels: _ort_runner(p, threads, k)))
     openvino = manifest.models_for("openvino")
     if not any(e.precision == "fp32" for e in openvino):
         for entry in (e for e in ort if e.precision == "fp32"):

@@ -103,9 +103,49 @@ def quantize_with_ranges(source: Path, destination: Path, ranges, settings: Quan
             raise EdgekitError(f"ONNX Runtime static quantization of {source.name} failed") from error
     record = settings.to_dict()
     record["tool"] = "onnxruntime.quantization.quantize_static"
+    record.update(make_loadable_everywhere(destination))
     options = {"entropy": ENTROPY_BINS, "percentile": PERCENTILE, "moving-average": MOVING_AVERAGE}
     if settings.calibration_method in options:
         record["calibration_options"] = dict(options[settings.calibration_method])
     if nodes_to_exclude:
         record["nodes_kept_fp32"] = list(nodes_to_exclude)
     return record
+
+
+class Int8LoadError(EdgekitError):
+    """An int8 model that some x86 CPU's ONNX Runtime session would refuse: never shipped."""
+
+
+def make_loadable_everywhere(path: Path) -> dict:
+    """Repair ``path`` in place so that ORT loads it with its default and with its exact x86 int8
+    kernels (edgekit.stages.int8_graph), then prove it by loading it both ways here. Returns what
+    the manifest records: the weight bits and how many weight dequantizers were given their own."""
+    import onnx
+
+    from edgekit.board_runner import EXACT_INT8_OPTIONS
+    from edgekit.runtimes import ort_session
+    from edgekit.stages.int8_graph import exact_option_collisions, int8_weight_bits, separate_shared_weights
+
+    model = onnx.load(str(path))
+    separated = separate_shared_weights(model)
+    if separated:
+        onnx.save(model, str(path))
+    collisions = exact_option_collisions(model)
+    if collisions:  # the graph alone says it; no CPU needed to see it
+        raise Int8LoadError(f"{path.name} would not load with {_named(EXACT_INT8_OPTIONS)} (exact int8 kernels for "
+                            f"x86 CPUs without AVX-512 VNNI): int8 tensor {collisions[0]} is rewritten twice")
+    # The option is read wherever ORT's u8 x u8 and u8 x s8 kernels differ: on every x86 CPU it was
+    # tried on, VNNI ones included, so this proves the load on this host for the CPUs that need it.
+    for config in ({}, EXACT_INT8_OPTIONS):
+        try:
+            ort_session(path, threads=1, config=config)
+        except EdgekitError as error:
+            raise Int8LoadError(error.one_line()) from None
+    record = {"weight_bits": int8_weight_bits(model)}
+    if separated:
+        record["weight_dequantizers_separated"] = separated
+    return record
+
+
+def _named(options: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in options.items())

@@ -121,3 +121,20 @@ def test_report_and_plot_are_written_and_replaced_only_when_edgekit_wrote_them(c
         bench_artifact(cpu_artifact, runs=2, warmup=0, report_path=users)
     assert users.read_text() == "# my notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.md", "bench.png", "notes.md"]  # no temp files
+
+
+def test_workers_start_through_the_given_prefix_and_a_bad_one_is_one_line(cpu_artifact, tmp_path, monkeypatch):
+    """EDGEKIT_WORKER_PREFIX (an emulator, for a bench run under qemu) goes before every local worker."""
+    log = tmp_path / "started"
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("EDGEKIT_WORKER_PREFIX", json.dumps([str(wrapper)]))
+    report = bench_artifact(cpu_artifact, runs=2, warmup=0)
+    assert all(row["ok"] for row in report["results"])
+    assert log.read_text().count("edgekit.stages.bench_worker") == len(report["results"])
+    # The int8 row says which arithmetic it measured (this CPU's; tests/test_x86_int8_paths.py pretends others).
+    assert next(r for r in report["results"] if r["precision"] == "int8")["int8_kernels"].startswith("exact")
+    monkeypatch.setenv("EDGEKIT_WORKER_PREFIX", "qemu-x86_64-static -cpu Haswell")
+    with pytest.raises(EdgekitError, match=r"EDGEKIT_WORKER_PREFIX must be a JSON list of non-empty strings"):
+        bench_artifact(cpu_artifact, runs=2, warmup=0)

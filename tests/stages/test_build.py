@@ -27,8 +27,11 @@ def test_cpu_artifact_has_models_manifest_and_report(cpu_artifact):
         assert manifest["versions"][package]
     report = (cpu_artifact / "REPORT.md").read_text()
     assert "Recommended for deployment" in report
-    # Anyone running the int8 model with their own ORT session on an x86 CPU without VNNI is told.
-    assert "session.x64quantprecision=1" in report
+    # ... and where every number of the build came from, with which int8 kernels.
+    # The cpu profile's 7-bit weights: exact with ORT's default session on every x86 CPU.
+    assert files["model_int8.onnx"]["x86_int8_kernels"] == "exact" and manifest["quantization"]["weight_bits"] == 7
+    assert "no session option is needed" in report
+    assert manifest["build_host"]["arch"] and "Measured on:" in report
 
 
 def test_manifest_hashes_match_every_file(cpu_artifact):
@@ -136,3 +139,17 @@ def test_slower_or_disagreeing_int8_is_not_recommended():
     assert model == "f.onnx" and "50.0%" in reason
     assert _recommend(*_manifest(3.5, 2.2))[0] == "i.onnx"
     assert _recommend(*_manifest(None, None))[0] == "i.onnx"  # e.g. rpi4 built on x86: not timed here
+
+
+def test_an_int8_that_would_not_load_with_exact_kernels_never_ships(pattern_data, trained_tiny, tmp_path, monkeypatch):
+    """The build's load check stands between a quantizer's output and the artifact: where it fails
+    (here made to, by the graph check), fp32 ships with the reason and the build still succeeds."""
+    monkeypatch.setattr("edgekit.stages.int8_graph.exact_option_collisions", lambda model: ["w_quantized"])
+    out = build_tiny("cpu", tmp_path / "a", pattern_data, trained_tiny, calib_size=16, check_latency=False)
+    manifest = read_manifest(out).to_dict()
+    assert [m["file"] for m in manifest["models"]] == ["model_fp32.pt", "model_fp32.onnx"]
+    assert not (out / "model_int8.onnx").exists()
+    reason = manifest["quantization"]["skipped"]
+    assert "session.x64quantprecision=1" in reason and "AVX-512 VNNI" in reason and "w_quantized" in reason
+    assert manifest["recommended_model"] == "model_fp32.onnx"
+    assert "int8: skipped (int8 not shipped" in (out / "REPORT.md").read_text()

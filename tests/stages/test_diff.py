@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from edgekit.artifact import MANIFEST, sha256_file
 from edgekit.cli import cli
 from edgekit.stages.diff import diff_artifact
+from tests.conftest import build_tiny
 
 DAMAGE = 64.0  # x the scale of one activation's Q/DQ pair: ~4 levels left where 256 were
 
@@ -46,9 +47,23 @@ def _conv_outputs(graph) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def normal_report(cpu_artifact, pattern_data, tmp_path_factory):
+def eight_bit_artifact(pattern_data, trained_tiny, tmp_path_factory):
+    """The tiny CNN for cpu with 8-bit weights. The damage tests below were sized for the int8 noise
+    of 8-bit weights: the cpu profile's 7-bit ones add ~6 dB of noise of their own to every conv,
+    and on some trainings of the tiny CNN that alone makes an early conv a 6 dB drop."""
+    from edgekit.targets import BUILTIN_DIR
+
+    folder = tmp_path_factory.mktemp("target")
+    profile = folder / "cpu8.toml"
+    profile.write_text((BUILTIN_DIR / "cpu.toml").read_text().replace('name = "cpu"', 'name = "cpu8"')
+                       .replace("reduce_range = true", "reduce_range = false"))
+    return build_tiny(str(profile), folder / "tiny-cpu8", pattern_data, trained_tiny)
+
+
+@pytest.fixture(scope="module")
+def normal_report(eight_bit_artifact, pattern_data, tmp_path_factory):
     json_path = tmp_path_factory.mktemp("diff") / "diff.json"
-    return diff_artifact(cpu_artifact, data=pattern_data["val"], images=16, output_images=48,
+    return diff_artifact(eight_bit_artifact, data=pattern_data["val"], images=16, output_images=48,
                          json_path=json_path), json_path
 
 
@@ -78,11 +93,11 @@ def test_every_tensor_has_a_finite_sqnr_and_every_runtime_a_row(normal_report):
     assert written["schema"] == "edgekit.diff/1" and len(written["layers"]["tensors"]) == len(layers.tensors)
 
 
-def test_every_qdq_pair_gets_an_output_cost_and_the_costs_add_up(normal_report, cpu_artifact):
+def test_every_qdq_pair_gets_an_output_cost_and_the_costs_add_up(normal_report, eight_bit_artifact):
     import onnx
 
     cost = normal_report[0].output_cost
-    graph = onnx.load(str(cpu_artifact / "model_int8.onnx")).graph
+    graph = onnx.load(str(eight_bit_artifact / "model_int8.onnx")).graph
     constants = {i.name for i in graph.initializer}
     activations = {n.input[0].removesuffix("_QuantizeLinear_Input") for n in graph.node if n.op_type == "QuantizeLinear"}
     weights = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in constants}
@@ -128,10 +143,11 @@ def test_the_table_shows_the_top_tensors_and_every_runtime(normal_report):
 
 
 @pytest.mark.parametrize("victim", [2, 3])
-def test_a_coarsely_quantized_activation_is_the_layer_diff_blames(cpu_artifact, pattern_data, tmp_path, normal_report,
+def test_a_coarsely_quantized_activation_is_the_layer_diff_blames(eight_bit_artifact, pattern_data, tmp_path,
+                                                                 normal_report,
                                                                  victim):
     copy = tmp_path / "damaged"
-    shutil.copytree(cpu_artifact, copy)
+    shutil.copytree(eight_bit_artifact, copy)
     damaged = {}
 
     # The undamaged model must not already blame the victim, or this test could not fail: the tiny
@@ -157,20 +173,28 @@ def test_a_coarsely_quantized_activation_is_the_layer_diff_blames(cpu_artifact, 
     assert choice.tensor == damaged["tensor"]
     width = (choice.chosen[1] - choice.chosen[0]) / (choice.recorded[1] - choice.recorded[0])
     assert 0.25 / DAMAGE < width < 4 / DAMAGE and choice.noise_ratio < 0.1 and choice.images_better > 0.9, choice
+    # The damage costs the output at least 6 dB (4x the noise power; a damaged last conv measured 7 to 10
+    # dB, as the pooling after it averages its rounding) and the re-chosen ranges win back most of it.
     undamaged = normal_report[0].output_cost.int8_output_sqnr_db
-    assert ranges.recorded_sqnr_db < undamaged - 10 and ranges.tightened_sqnr_db > undamaged - 6, (ranges, undamaged)
+    lost = undamaged - ranges.recorded_sqnr_db
+    assert lost > 6 and ranges.tightened_sqnr_db - ranges.recorded_sqnr_db > lost / 2, (ranges, undamaged)
     assert ranges.tightened_agreement >= ranges.recorded_agreement
     assert layers.largest_introduced == damaged["tensor"]
-    assert layers.first_sharp_drop == damaged["tensor"]
+    # The first sharp drop in graph order is the damaged layer, unless the undamaged model already has
+    # one before it (the tiny CNN's training is not bit-reproducible: an early conv can drop 6 dB).
+    graph_order = [t.tensor for t in layers.tensors]
+    undamaged_first = normal_report[0].layers.first_sharp_drop
+    earlier = undamaged_first is not None and graph_order.index(undamaged_first) < graph_order.index(damaged["tensor"])
+    assert layers.first_sharp_drop == (undamaged_first if earlier else damaged["tensor"])
     worst_rounding = min((t for t in layers.tensors if t.rounding_sqnr_db is not None), key=lambda t: t.rounding_sqnr_db)
     assert worst_rounding.tensor == damaged["tensor"]
     assert next(t for t in layers.tensors if t.rank == 1).tensor == damaged["tensor"]
 
 
-def test_a_damaged_weight_scale_is_found_in_the_weights_and_the_layer(cpu_artifact, pattern_data, tmp_path,
+def test_a_damaged_weight_scale_is_found_in_the_weights_and_the_layer(eight_bit_artifact, pattern_data, tmp_path,
                                                                       normal_report):
     copy = tmp_path / "damaged-weight"
-    shutil.copytree(cpu_artifact, copy)
+    shutil.copytree(eight_bit_artifact, copy)
     victim = {}
 
     def pick(graph):

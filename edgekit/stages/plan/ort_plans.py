@@ -5,7 +5,10 @@
 3. NNCF-like placement (Sigmoid, SiLU and SE gates stay fp32) with either calibration;
 4. entropy and percentile calibration with the better placement;
 5. only if nothing fits yet: fp32 fallback of the tensors that add the most error (ranked per
-   tensor, whole groups), greedily 1, 2, 4, 8 ... groups until the accuracy budget is met.
+   tensor, whole groups), greedily 1, 2, 4, 8 ... groups until the accuracy budget is met;
+6. x86 targets: the best plan so far with the other int8 kernel paths of this CPU
+   (edgekit.stages.plan.x86_kernels): the other weight width (7 or 8 bits), and on CPUs without
+   VNNI the 8-bit plan with ORT's saturating default kernels.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.board_runner import int8_saturates_here
 from edgekit.stages.plan.choice import fits
 from edgekit.stages.plan.deadline import call_within
 from edgekit.stages.plan.placement import fallback_units, nncf_like_exclusions, nodes_to_fall_back
 from edgekit.plan_records import TRIED
 from edgekit.stages.plan.trials import FIXED, Trials
+from edgekit.stages.plan.x86_kernels import VARIANT, try_kernel_paths
 from edgekit.progress import say
 from edgekit.stages.quantize_ort import calibration_ranges, quantize_with_ranges
 from edgekit.targets import QuantizationSettings
@@ -33,8 +38,9 @@ HISTOGRAM_METHODS = ("entropy", "percentile")
 
 
 def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
-             trials: Trials, *, max_drop: float) -> None:
-    """Add every ORT candidate the budget allows to ``trials`` (the fp32 candidate is already there)."""
+             trials: Trials, *, max_drop: float, x86: bool = False) -> None:
+    """Add every ORT candidate the budget allows to ``trials`` (the fp32 candidate is already there).
+    ``x86``: the target is an x86 CPU, whose int8 kernel paths are candidates too."""
     import onnx
 
     ranges: dict[str, tuple] = {}
@@ -53,19 +59,25 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
     se_and_silu = nncf_like_exclusions(onnx.load(str(fp32_path)))
     placements = {"all": [], "nncf-like": se_and_silu}
 
-    def attempt(name: str, method: str, placement: str, extra_fp32: list[str] = ()):
+    def attempt(name: str, method: str, placement: str, extra_fp32: list[str] = (), *, reduce_range: bool | None = None,
+                variant: str | None = None):
         excluded = list(dict.fromkeys([*placements[placement], *extra_fp32]))
-        chosen = replace(settings, calibration_method=method)
+        chosen = replace(settings, calibration_method=method,
+                         reduce_range=settings.reduce_range if reduce_range is None else reduce_range)
         path = workdir / f"{name}.onnx"
         record = {"calibration": method, "placement": placement}
         if excluded:
             record["nodes_kept_fp32"] = len(excluded)
         if extra_fp32:
             record["fallback_nodes"] = list(extra_fp32)
+        if chosen.reduce_range != settings.reduce_range:
+            record["reduce_range"] = chosen.reduce_range
+        if variant is not None:
+            record[VARIANT] = variant
 
-        def make() -> Path:
-            quantize_with_ranges(fp32_path, path, calibrated(method), chosen, nodes_to_exclude=excluded)
-            return path
+        def make() -> tuple[Path, dict]:
+            made = quantize_with_ranges(fp32_path, path, calibrated(method), chosen, nodes_to_exclude=excluded)
+            return path, {"weight_bits": made["weight_bits"]}
 
         new_histograms = method in HISTOGRAM_METHODS and method not in ranges
         return trials.measure(name, "int8", record, make, max_drop=max_drop,
@@ -84,9 +96,10 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
     placement = _best(trials, "placement") or "all"
     for method in ("entropy", "percentile"):
         attempt(f"{method}" + ("+nncf-like" if placement == "nncf-like" else ""), method, placement)
-    if any(fits(c, max_drop) for c in trials.candidates if c.precision == "int8"):
-        return
-    _greedy_fallback(fp32_path, calibration, trials, attempt, max_drop=max_drop)
+    if not any(fits(c, max_drop) for c in trials.candidates if c.precision == "int8"):
+        _greedy_fallback(fp32_path, calibration, trials, attempt, max_drop=max_drop)
+    if x86:
+        try_kernel_paths(trials, attempt, max_drop=max_drop, saturates=int8_saturates_here())
 
 
 def _best(trials: Trials, setting: str):

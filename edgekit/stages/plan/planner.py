@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.board_runner import EXACT_KERNELS
 from edgekit.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
 from edgekit.stages.plan.choice import choose, fits
 from edgekit.stages.plan.evaluation import top1_percent
 from edgekit.plan_records import QuantizationPlan
-from edgekit.stages.plan.trials import LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP, Trials
+from edgekit.stages.plan.trials import LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP, Trials, kernels_of
 from edgekit.progress import progress, say
 from edgekit.runtimes import openvino_logits, ort_logits
 from edgekit.stages.export import compare_logits
@@ -42,10 +43,10 @@ def plan_int8(folder: Path, scratch: Path, manifest: ArtifactManifest, profile: 
     scratch.mkdir(parents=True, exist_ok=True)
     if openvino:
         fp32_file = folder / "openvino" / "model_fp32.xml"
-        run = lambda path: openvino_logits(path, judge, precision=profile.inference_precision)  # noqa: E731
+        run = lambda path, kernels=None: openvino_logits(path, judge, precision=profile.inference_precision)  # noqa: E731
     else:
         fp32_file = folder / "model_fp32.onnx"
-        run = lambda path: ort_logits(path, judge)  # noqa: E731
+        run = lambda path, kernels=EXACT_KERNELS: ort_logits(path, judge, kernels=kernels)  # noqa: E731
     reference = run(fp32_file)
     truth = labels if labels is not None else reference
     latency, latency_words = _latency_measure(profile, list(manifest.input.shape))
@@ -82,7 +83,8 @@ def _run_candidates(openvino, fp32_file, scratch, calibration, profile, trials, 
     else:
         from edgekit.stages.plan.ort_plans import plan_ort
 
-        plan_ort(fp32_file, scratch, calibration, profile.quantization, trials, max_drop=request.max_drop)
+        plan_ort(fp32_file, scratch, calibration, profile.quantization, trials, max_drop=request.max_drop,
+                 x86=profile.arch == "x86_64")
 
 
 def _remeasure_finalists(trials: Trials, latency, max_drop: float) -> None:
@@ -97,7 +99,7 @@ def _remeasure_finalists(trials: Trials, latency, max_drop: float) -> None:
     with progress("re-timing the finalists", FINALIST_ROUNDS * len(finalists)) as advance:
         for _ in range(FINALIST_ROUNDS):
             for candidate in finalists:
-                samples[candidate.name].append(latency(trials.files[candidate.name]))
+                samples[candidate.name].append(latency(trials.files[candidate.name], kernels_of(candidate.settings)))
                 advance()
     trials.candidates = [replace(c, p50_ms=float(np.median(samples[c.name]))) if c.name in samples else c
                          for c in trials.candidates]
@@ -111,10 +113,11 @@ def _latency_measure(profile: Target, input_shape: list[int]):
                       "plans are chosen by accuracy and size")
     from edgekit.stages.bench import run_worker
 
-    def p50(path: Path) -> float:
+    def p50(path: Path, kernels: str = EXACT_KERNELS) -> float:
         result = run_worker({"runtime": profile.runtime, "model_path": str(path), "threads": profile.threads,
                              "runs": LATENCY_RUNS, "warmup": LATENCY_WARMUP, "input_shape": input_shape,
-                             "inference_precision": profile.inference_precision, "max_seconds": LATENCY_SECONDS})
+                             "inference_precision": profile.inference_precision, "max_seconds": LATENCY_SECONDS,
+                             "x86_int8_kernels": kernels})
         if not result.get("ok"):
             raise RuntimeError(result.get("error", "the model failed to run"))
         return float(result["latency_ms"]["p50"])
@@ -137,7 +140,7 @@ def _ship(folder: Path, manifest: ArtifactManifest, profile: Target, trials: Tri
     else:
         target = folder / "model_int8.onnx"
         shutil.copyfile(source, target)
-        entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8")
+        entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8", x86_int8_kernels=kernels_of(candidate.settings))
         settings = {**profile.quantization.to_dict(), "calibration_method": candidate.settings["calibration"],
                     "tool": "onnxruntime.quantization.quantize_static", **candidate.settings}
     settings.update(calibration_images=calibration_images, plan=chosen)

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from edgekit.board_runner import EXACT_KERNELS
 from edgekit.stages.plan.deadline import BudgetSpent
 from edgekit.stages.plan.evaluation import top1_percent
 from edgekit.plan_records import SKIPPED, STOPPED, TRIED, PlanCandidate
@@ -25,7 +26,8 @@ class Trials:
     """The candidates measured so far, against one clock.
 
     ``truth`` is the labels of the judging images, or the fp32 model's logits on them (agreement).
-    ``logits`` runs a model file on the judging images; ``latency`` times it (None: not measured).
+    ``logits`` runs a model file on the judging images with the given x86 int8 kernels
+    (board_runner.X86_INT8_KERNELS); ``latency`` times it the same way (None: not measured).
     Without a ``budget_seconds`` the budget is set once the fixed recipe has been measured:
     BUDGET_FACTOR x (``plain_seconds`` already spent exporting + the fixed recipe's own time).
     """
@@ -33,8 +35,8 @@ class Trials:
     judge: np.ndarray
     truth: np.ndarray
     baseline: float
-    logits: Callable[[Path], np.ndarray]
-    latency: Callable[[Path], float] | None
+    logits: Callable[[Path, str], np.ndarray]
+    latency: Callable[[Path, str], float] | None
     budget_seconds: float | None = None
     plain_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -65,11 +67,13 @@ class Trials:
     def skip(self, name: str, precision: str, settings: dict, why: str) -> None:
         self.candidates.append(PlanCandidate(name, precision, settings, status=f"{SKIPPED}: {why}"))
 
-    def measure(self, name: str, precision: str, settings: dict, make: Callable[[], Path], *,
+    def measure(self, name: str, precision: str, settings: dict, make: Callable[[], Path | tuple[Path, dict]], *,
                 max_drop: float, cost_factor: float = 1.0) -> PlanCandidate:
-        """Make the candidate's model file (``make``), then measure it. A candidate whose quantizer
-        fails is recorded as failed, not fatal: other plans may still work. ``cost_factor``: how
-        much costlier than the costliest so far this one may be (a new histogram calibration)."""
+        """Make the candidate's model file (``make``: its path, or its path and settings it learnt
+        while making it), then measure it with the x86 int8 kernels its settings name (exact unless
+        ``x86_int8_kernels`` says otherwise). A candidate whose quantizer fails is recorded as failed,
+        not fatal: other plans may still work. ``cost_factor``: how much costlier than the costliest
+        so far this one may be (a new histogram calibration)."""
         # fp32 and the fixed recipe are what a plain build makes: always measured, so a plan is never
         # judged against less than the plain build would have shipped.
         if name not in ("fp32", FIXED) and not self.has_time(cost_factor):
@@ -77,7 +81,7 @@ class Trials:
             return self.candidates[-1]
         started = time.monotonic()
         try:
-            path = make()
+            made = make()
         except BudgetSpent as error:
             self.candidates.append(PlanCandidate(name, precision, settings, status=f"{STOPPED}: {error}"))
             say(f"  plan {name}: {error}")
@@ -85,9 +89,12 @@ class Trials:
         except Exception as error:  # noqa: BLE001 - EdgekitError from the quantizers, or their own errors
             self.candidates.append(PlanCandidate(name, precision, settings, status=f"failed: {error}"))
             return self.candidates[-1]
-        outputs = self.logits(path)
+        path, learnt = made if isinstance(made, tuple) else (made, {})
+        settings = {**settings, **learnt}
+        kernels = kernels_of(settings)
+        outputs = self.logits(path, kernels)
         accuracy = top1_percent(outputs, self.truth)
-        p50 = self.latency(path) if self.latency is not None else None
+        p50 = self.latency(path, kernels) if self.latency is not None else None
         size = sum(f.stat().st_size for f in _with_companions(path))
         drop = round(self.baseline - accuracy, 4)
         cost = time.monotonic() - started
@@ -105,6 +112,11 @@ class Trials:
         timing = f", p50 {p50:.3f} ms" if p50 is not None else ""
         say(f"  plan {name}: {accuracy:.2f}% ({-drop + 0.0:+.2f} points){timing}, {size / 1e6:.2f} MB")
         return candidate
+
+
+def kernels_of(settings) -> str:
+    """The x86 int8 kernels a candidate is judged (and shipped) with."""
+    return settings.get("x86_int8_kernels", EXACT_KERNELS)
 
 
 def _with_companions(path: Path) -> list[Path]:

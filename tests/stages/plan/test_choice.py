@@ -44,3 +44,20 @@ def test_plans_of_the_same_size_are_told_apart_by_accuracy():
                   _c("entropy", "int8", 0.85, None, 1_708_527), _c("fixed", "int8", -0.45, None, 1_839_203)]
     chosen, _ = choose(candidates, objective="size", max_drop=1, latency_measured=False)
     assert chosen == "minmax"
+
+
+def _bits(candidate, bits):
+    return PlanCandidate(candidate.name, candidate.precision, {"weight_bits": bits}, candidate.status,
+                         accuracy=candidate.accuracy, drop=candidate.drop, p50_ms=candidate.p50_ms,
+                         size_bytes=candidate.size_bytes)
+
+
+def test_an_int8_exact_on_every_x86_cpu_ships_when_it_is_as_fast():
+    fp32, eight = _c("fp32", "fp32", 0, 1.0, 400), _bits(_c("ma", "int8", 0.2, 0.50, 100), 8)
+    within_noise = _bits(_c("ma+7bit", "int8", 0.4, 0.52, 100), 7)
+    chosen, reason = choose([fp32, eight, within_noise], objective="latency", max_drop=0.5, latency_measured=True)
+    assert chosen == "ma+7bit" and "exact on every x86 CPU without session options" in reason
+    slower = _bits(_c("ma+7bit", "int8", 0.4, 0.60, 100), 7)  # 20% slower: speed wins
+    assert choose([fp32, eight, slower], objective="latency", max_drop=0.5, latency_measured=True)[0] == "ma"
+    too_lossy = _bits(_c("ma+7bit", "int8", 0.8, 0.50, 100), 7)  # outside the accuracy budget
+    assert choose([fp32, eight, too_lossy], objective="latency", max_drop=0.5, latency_measured=True)[0] == "ma"

@@ -48,7 +48,7 @@ def test_a_stopped_candidate_is_recorded_and_never_ships(tmp_path):
     logits = np.eye(2)[truth]
     model = tmp_path / "m.onnx"
     model.write_bytes(b"x")
-    trials = Trials(judge=np.zeros((4, 1)), truth=truth, baseline=100.0, logits=lambda path: logits, latency=None,
+    trials = Trials(judge=np.zeros((4, 1)), truth=truth, baseline=100.0, logits=lambda path, kernels: logits, latency=None,
                     budget_seconds=5)
     trials.measure("fp32", "fp32", {}, lambda: model, max_drop=1)
 
