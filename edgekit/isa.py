@@ -136,6 +136,29 @@ def build_host_record(*, runtime: str, kernels: str | None = None, weight_bits: 
     if runtime == "onnxruntime" and kernels is not None:
         saturates = int8_saturates_here()
         record["ort_int8_kernels"] = ort_int8_kernels(kernels, weight_bits=weight_bits or 8, saturates=saturates)
-    if platform.machine() == "x86_64" and record["isa_level"] != "avx512_vnni" and "avx512_vnni" in local.features:
-        record["emulated"] = "CPUID shows no VNNI but /proc/cpuinfo does: an emulated CPU (e.g. qemu -cpu Haswell)"
+    if (why := emulation(cpuid, local.features)) is not None:
+        record["emulated"] = why
     return record
+
+
+def emulation(cpuid: dict | None = None, cpuinfo_features: frozenset | set | None = None) -> str | None:
+    """Why this process runs on an emulated CPU, or None. Time measured there says nothing about
+    any real CPU's speed (qemu translates every instruction), so latency is not measured there."""
+    try:
+        state = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        state = "R"
+    if not state.isalpha():  # the kernel writes a letter; qemu user mode makes the file up ("0")
+        return "qemu user-mode emulation (its /proc/self/stat is made up)"
+    import platform
+
+    if platform.machine() != "x86_64":
+        return None
+    if cpuid is None:
+        from edgekit.board_runner import cpuid_features
+
+        cpuid = cpuid_features()
+    features = probe_local().features if cpuinfo_features is None else cpuinfo_features
+    if x86_isa_level(cpuid) != "avx512_vnni" and "avx512_vnni" in features:
+        return "CPUID shows no VNNI but /proc/cpuinfo does: an emulated CPU (e.g. qemu -cpu Haswell)"
+    return None

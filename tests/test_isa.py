@@ -1,7 +1,10 @@
+import platform
+
+import pytest
 from click.testing import CliRunner
 
 from edgekit.cli import cli
-from edgekit.isa import parse_cpuinfo, probe_local
+from edgekit.isa import emulation, parse_cpuinfo, probe_local
 
 XEON = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8480+
@@ -46,3 +49,13 @@ def test_probe_on_this_machine_agrees_with_its_cpuinfo_and_the_cli_prints_it():
     assert report.int8_pays_off == any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"))
     result = CliRunner().invoke(cli, ["targets", "--probe"])
     assert result.exit_code == 0 and report.verdict().split(":")[0] in " ".join(result.output.split())
+
+
+def test_a_cpu_that_denies_the_vnni_its_cpuinfo_lists_is_taken_for_emulated():
+    if platform.machine() != "x86_64":
+        pytest.skip("x86 CPUID")
+    haswell = {"AVX2": True, "AVX512F": False, "AVX512VNNI": False}
+    assert "emulated CPU" in emulation(haswell, {"avx512_vnni", "avx2"})
+    assert emulation(haswell, {"avx2"}) is None  # a real AVX2-only CPU: its cpuinfo agrees
+    assert emulation({"AVX2": True, "AVX512F": True, "AVX512VNNI": True}, {"avx512_vnni"}) is None
+    assert emulation() is None  # this test itself runs natively

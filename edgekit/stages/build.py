@@ -15,7 +15,7 @@ from edgekit.checks import require_int, require_number
 from edgekit.data import find_images
 from edgekit.board_runner import EXACT_KERNELS
 from edgekit.errors import EdgekitError
-from edgekit.isa import build_host_record
+from edgekit.isa import build_host_record, emulation
 from edgekit.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck, ModelEntry,
                               ModelInfo, QuantizationRecord, TargetRecord)
 from edgekit.models import save_checkpoint
@@ -288,6 +288,8 @@ def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, op
     if not profile.runs_on_this_host:
         return LatencyCheck(measured=False, reason=f"this host is {platform.machine()}, the target is "
                                                    f"{profile.arch}: measure on the board")
+    if (emulated := emulation()) is not None:
+        return LatencyCheck(measured=False, reason=f"this host's CPU is emulated ({emulated}): measure on a real one")
     rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
                           threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
     timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}

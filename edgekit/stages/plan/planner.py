@@ -108,9 +108,14 @@ def _remeasure_finalists(trials: Trials, latency, max_drop: float) -> None:
 def _latency_measure(profile: Target, input_shape: list[int]):
     import platform
 
+    from edgekit.isa import emulation
+
     if not profile.runs_on_this_host:
         return None, (f"latency not measured: this host is {platform.machine()}, the target is {profile.arch}; "
                       "plans are chosen by accuracy and size")
+    if (emulated := emulation()) is not None:
+        return None, (f"latency not measured: this host's CPU is emulated ({emulated}), so its time says "
+                      "nothing about a real CPU's; plans are chosen by accuracy and size")
     from edgekit.stages.bench import run_worker
 
     def p50(path: Path, kernels: str = EXACT_KERNELS) -> float:
