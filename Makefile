@@ -1,11 +1,12 @@
 # Two entry points for a fresh clone; both create the virtual environment themselves.
 #   make demo   set up, then train -> build -> bench offline on scikit-learn's digits
 #   make test   set up, then run the test suite
+#   make docs   set up (+ the docs extra), then serve the documentation site locally
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test sweep setup system-tools clean
+.PHONY: demo test sweep setup system-tools docs docs-build clean
 
 $(BIN)/edgekit: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,5 +35,18 @@ sweep: setup system-tools
 	EDGEKIT_SWEEP_EMULATE_AVX2=1 $(BIN)/python -m pytest -q tests/stages/test_registry_pipeline.py \
 		--junitxml=sweep-results.xml
 
+# The documentation site (mkdocs.yml, docs/): mkdocs-click imports edgekit.cli, so edgekit is installed too.
+DOCS_DEPS := $(VENV)/.docs-installed
+$(DOCS_DEPS): $(BIN)/edgekit pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_DEPS)
+
+docs: $(DOCS_DEPS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# Strict: a broken link, a missing anchor or a page left out of the nav fails the build (CI runs it).
+docs-build: $(DOCS_DEPS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf demo-output artifacts .pytest_cache
+	rm -rf demo-output artifacts .pytest_cache site

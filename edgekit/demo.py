@@ -57,16 +57,18 @@ def _claim_workdir(workdir: Path) -> Path:
     return workdir
 
 
-def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
+def train_demo_model(workdir: Path, *, epochs: int | None = None) -> tuple[Path, Path, Path]:
+    """Digits -> ``small_cnn`` checkpoint that records its class names and preprocessing.
+
+    Returns (checkpoint, training folder, validation folder). The class names travel from the
+    checkpoint into the artifact's manifest, so bench maps the evaluation folders to outputs by name.
+    """
     # Imported here, not at the top: cli.py imports this module, and these import torch.
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
-    from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.build import BuildOptions, build_artifact
     from edgekit.train.data import in_memory_data
     from edgekit.train.epochs import LoopSettings, fit
     from edgekit.train.recipes import IN_MEMORY_RECIPE, get_recipe
 
-    workdir = _claim_workdir(Path(workdir))
     train_dir, val_dir = write_digits(workdir / "digits")
     config = default_config(MODEL, num_classes=10, in_channels=1)
     preprocessing = get_spec(MODEL).preprocessing(in_channels=1)
@@ -79,7 +81,19 @@ def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) 
     last = history[-1]
     say(f"trained {len(history)} epochs: loss {last['train_loss']:.3f}, "
         f"validation accuracy {100 * last['val_accuracy']:.1f}%")
-    checkpoint = save_checkpoint(workdir / f"{MODEL}_digits.pt", config, model.state_dict())
+    # Output i is train.classes[i] (the training folders' names); recorded like `edgekit train` does.
+    checkpoint = save_checkpoint(workdir / f"{MODEL}_digits.pt", config, model.state_dict(),
+                                 preprocessing=preprocessing.to_dict(), classes=list(train.classes))
+    return checkpoint, train_dir, val_dir
+
+
+def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
+    # Imported here, not at the top: cli.py imports this module, and these import torch.
+    from edgekit.stages.bench import bench_artifact
+    from edgekit.stages.build import BuildOptions, build_artifact
+
+    workdir = _claim_workdir(Path(workdir))
+    checkpoint, train_dir, val_dir = train_demo_model(workdir, epochs=epochs)
     artifact = build_artifact(MODEL, "cpu", workdir / f"{MODEL}-digits-cpu", weights=checkpoint,
                               options=BuildOptions(calib=train_dir, calib_size=300, force=True))
     results = {suffix: workdir / f"bench.{suffix}" for suffix in ("json", "csv", "md", "png")}
