@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data import labelled_images
-from edgekit.errors import EdgekitError
-from edgekit.outputs import check_folder_location
-from edgekit.progress import say
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import check_folder_location
+from edgekit.core.progress import say
 from edgekit.reporting import print_bench_table
 
 MODEL = "small_cnn"
@@ -60,8 +60,8 @@ def _claim_workdir(workdir: Path) -> Path:
 def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
     # Imported here, not at the top: cli.py imports this module, and these import torch.
     from edgekit.models import build_model, default_config, get_spec, save_checkpoint
-    from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.build import BuildOptions, build_artifact
+    from edgekit.benchmark.run import bench_artifact
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
     from edgekit.train.data import in_memory_data
     from edgekit.train.epochs import LoopSettings, fit
     from edgekit.train.recipes import IN_MEMORY_RECIPE, get_recipe

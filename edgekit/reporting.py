@@ -16,11 +16,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.board_runner import DEFAULT_KERNELS, EXACT_INT8_OPTIONS
+from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_INT8_OPTIONS
 
-if TYPE_CHECKING:  # edgekit.manifest imports edgekit.models (torch); cli.py imports this module for --help
-    from edgekit.manifest import ArtifactManifest, Int8Tradeoff
-    from edgekit.plan_records import QuantizationPlan
+if TYPE_CHECKING:  # edgekit.artifact.manifest imports edgekit.models (torch); cli.py imports this module for --help
+    from edgekit.artifact.manifest import ArtifactManifest, Int8Tradeoff
+    from edgekit.artifact.plan_records import QuantizationPlan
 
 # ---- edgekit bench: a terminal table (rich) and a flat CSV ----------------------------------------
 
@@ -242,7 +242,7 @@ PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", 
 
 
 def render_plan(plan: QuantizationPlan) -> list[str]:
-    """REPORT.md's table of every int8 plan the planner considered (edgekit.stages.plan)."""
+    """REPORT.md's table of every int8 plan the planner considered (edgekit.quantize.plan)."""
     evaluation = plan.evaluation
     lines = ["", "## int8 plan (`--max-drop`)", "",
              f"Budget: at most {plan.max_drop:g} points of {plan.metric}, objective {plan.objective}. Judged on "

@@ -92,14 +92,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _room(module: str) -> str:
-    """The sub-package a module lives in (edgekit.stages.build -> edgekit.stages); top-level modules are their own."""
+    """The sub-package a module lives in (edgekit.builder.pipeline -> edgekit.builder); top-level modules are their own."""
     parts = module.split(".")
     return ".".join(parts[:2])
 
 
 def test_no_module_import_cycle():
     graph = _import_graph()
-    # A package importing its own sub-module lazily (edgekit.build -> edgekit.stages.build) is not a cycle.
+    # A package importing its own sub-module lazily (edgekit.build -> edgekit.builder.pipeline) is not a cycle.
     pruned = {a: {b for b in targets if not _is_ancestor(a, b) and not _is_ancestor(b, a)} for a, targets in graph.items()}
     assert _cycles(pruned) == []
 
@@ -143,7 +143,7 @@ def test_one_training_engine():
 def test_the_command_line_answers_help_without_heavy_libraries():
     """`edgekit --help` and a mistyped option must answer at once: no torch, ONNX Runtime or OpenVINO."""
     probe = ("import sys, contextlib, io\n"
-             "from edgekit.cli import cli\n"
+             "from edgekit.cli.commands import cli\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    try:\n"
              "        cli.main(['--help'], standalone_mode=False)\n"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models.pruned_shapes import apply_pruned_shapes
 
 

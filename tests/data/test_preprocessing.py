@@ -6,7 +6,7 @@ from PIL import Image
 
 from edgekit.data import ImageSet, Preprocessing
 from edgekit.data.preprocessing import UnsupportedImage
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 RAW_GRAY = Preprocessing(input_size=(4, 256), channels=1, mean=(0.0,), std=(1.0,))  # no normalisation
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgekit.data.preprocessing import Preprocessing
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.train.data import Augmentation, TensorImages, load_training_data
 
 PREPROCESSING = Preprocessing(input_size=(32, 32), channels=3, mean=(0.5,) * 3, std=(0.25,) * 3)
