@@ -117,7 +117,7 @@ def _stages_in_this_process(model: str, target: str, calib: str, calib_size: int
     from edgekit.runtimes.sessions import ort_logits
     from edgekit.builder import export, simplify
     from edgekit.builder.pipeline import PARITY_SAMPLES
-    from edgekit.builder.export import compare_logits
+    from edgekit.runtimes.compare import compare_logits
     from edgekit.quantize.ort import calibration_ranges, quantize_onnx_static
     from edgekit.builder.source import resolve_model
     from edgekit.targets.profiles import load_target

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgekit.models.checkpoint import read_checkpoint
 from edgekit.benchmark.run import bench_artifact
-from edgekit.reporting import flatten
+from edgekit.benchmark.table import flatten
 from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.prune.run import PruneResult, PruneSettings, prune_checkpoint
 

@@ -28,7 +28,7 @@ from _results import write_results  # noqa: E402
 
 from edgekit.artifact.folder import read_manifest
 from edgekit.models.checkpoint import read_checkpoint
-from edgekit.reporting import flatten
+from edgekit.benchmark.table import flatten
 from edgekit.benchmark.run import bench_artifact
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.benchmark.run import bench_artifact
-from edgekit.reporting import flatten, print_bench_table
+from edgekit.benchmark.table import flatten, print_bench_table
 from edgekit.artifact.folder import read_manifest
 from edgekit.builder.pipeline import BuildOptions, build_artifact
 

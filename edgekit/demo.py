@@ -18,7 +18,7 @@ from edgekit.data import labelled_images
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import check_folder_location
 from edgekit.core.progress import say
-from edgekit.reporting import print_bench_table
+from edgekit.benchmark.table import print_bench_table
 
 MODEL = "small_cnn"
 EPOCHS = 10

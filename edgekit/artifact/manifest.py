@@ -202,7 +202,7 @@ class QuantizationRecord:
     """How the int8 model was made (``quantization``), or why none was (``skipped``).
 
     ``settings`` is the quantizer's own record (backend, format, types, ...) in its order;
-    ``int8_vs_fp32`` is export.compare_logits' comparison on the calibration images.
+    ``int8_vs_fp32`` is runtimes.compare.compare_logits' comparison on the calibration images.
     """
 
     settings: Mapping = field(default_factory=dict)

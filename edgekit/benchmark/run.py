@@ -25,7 +25,7 @@ from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scra
 from edgekit.core.progress import progress, say, warn
 from edgekit.benchmark.remote import measure_on_board
 from edgekit.runtimes.remote.ssh import Board
-from edgekit.reporting import csv_text, is_bench_csv
+from edgekit.benchmark.table import csv_text, is_bench_csv
 from edgekit.core.versions import BENCH_PACKAGES, installed_versions
 
 REPORT_SCHEMA = "edgekit.bench/1"

@@ -23,11 +23,13 @@ from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_fold
 from edgekit.quantize.plan.choice import OBJECTIVES
 from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
 from edgekit.core.progress import progress, say, warn
-from edgekit.reporting import print_plan_table, write_report
+from edgekit.builder.report import write_report
+from edgekit.quantize.plan.table import print_plan_table
 from edgekit.runtimes.sessions import openvino_logits, ort_logits
 from edgekit.builder import export, simplify
 from edgekit.benchmark.run import labels_as_outputs, measure_models
-from edgekit.builder.export import OPSETS, compare_logits
+from edgekit.builder.export import OPSETS
+from edgekit.runtimes.compare import compare_logits
 from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
 from edgekit.quantize.ort import CALIBRATION_METHODS, Int8LoadError, quantize_onnx_static
 from edgekit.builder.source import SourceModel, artifact_stem, model_file, resolve_model
@@ -181,7 +183,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
     else:
         exported = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
         simplified = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
-        parity = export.compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
+        parity = compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
                                        reference_name=f"the input model {source.onnx_path.name}",
                                        candidate_name="the simplified model")
         parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)

@@ -23,7 +23,7 @@ from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, w
 from edgekit.core.progress import say, warn
 from edgekit.runtimes.sessions import ort_logits
 from edgekit.benchmark.run import load_evaluation_images
-from edgekit.builder.export import compare_logits as parity
+from edgekit.runtimes.compare import compare_logits as parity
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
 RUNNER_TIMEOUT_S = 120

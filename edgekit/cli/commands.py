@@ -12,17 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit import __version__
+from edgekit.benchmark.table import print_bench_table
+from edgekit.builder.report import print_verify_report
+from edgekit.cli.config import config_option
 from edgekit.cli.support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, SEED, THREADS, USER_FAILURES,
                                  FiniteFloat, ImageChannels, float_list, fraction, given_options_as_args,
                                  one_line_failure, positive_float)
-from edgekit.cli.config import config_option
-from edgekit.demo import run_demo
 from edgekit.core.errors import EdgekitError
-from edgekit.targets.isa import probe_local
-from edgekit.runtimes.remote.probe import probe_board
+from edgekit.demo import run_demo
+from edgekit.diff.table import print_diff_report
 from edgekit.runtimes.remote.ssh import Board
-from edgekit.reporting import (print_bench_table, print_diff_report, print_prune_rounds, print_search_results,
-                               print_verify_report)
+from edgekit.targets.isa import probe_local
+from edgekit.targets.probe import probe_board
 from edgekit.targets.profiles import list_targets, load_target
 from edgekit.train.distributed import Launch
 from edgekit.train.recipes import RECIPES, get_recipe
@@ -244,6 +245,7 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
                    force) -> None:
     """Two-step search: greedy block replication, then the input-split position."""
     from edgekit.search import SearchSettings, run_search
+    from edgekit.search.report import print_search_results
 
     settings = SearchSettings(model=model, input_size=input_size, grayscale=grayscale, derived=tuple(derived),
                               val_fraction=val_fraction, root_epochs=root_epochs, epochs=epochs, minutes=minutes,
@@ -397,6 +399,7 @@ def prune_command(weights, data, out, method, sparsity, amount, finetune_epochs,
                   force) -> None:
     """Prune a trained checkpoint and fine-tune it; the result builds like any checkpoint."""
     from edgekit.prune.run import PruneSettings, prune_checkpoint
+    from edgekit.prune.table import print_prune_rounds
 
     settings = PruneSettings(method=method, sparsity=sparsity, amount=amount, finetune_epochs=finetune_epochs,
                              finetune_subset=finetune_subset, lr=lr, batch_size=batch_size, force=force)

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest
 from edgekit.diff.report import RuntimeDiff
-from edgekit.builder.export import compare_logits
+from edgekit.runtimes.compare import compare_logits
 
 Runner = Callable[[np.ndarray], np.ndarray]
 

@@ -1,6 +1,6 @@
 """The records ``edgekit diff`` produces: per tensor, per weight, per runtime, and the whole report.
 
-Plain frozen dataclasses with ``to_dict`` (the JSON); the presenter is edgekit.reporting.print_diff_report.
+Plain frozen dataclasses with ``to_dict`` (the JSON); the presenter is edgekit.diff.table.print_diff_report.
 """
 
 from __future__ import annotations

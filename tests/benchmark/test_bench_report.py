@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from edgekit.benchmark.markdown import MARKER, is_bench_markdown, render_bench_markdown
-from edgekit.reporting import COLUMNS
+from edgekit.benchmark.table import COLUMNS
 from tests.bench_samples import sample_report
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from edgekit.core.errors import EdgekitError
-from edgekit.builder.export import check_parity, compare_logits, export_onnx
+from edgekit.builder.export import check_parity, export_onnx
+from edgekit.runtimes.compare import compare_logits
 
 
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])

@@ -24,7 +24,8 @@ from edgekit.models.stats import model_stats
 from edgekit.runtimes.sessions import openvino_logits, ort_logits
 from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
 from edgekit.runtimes.sessions import ort_session
-from edgekit.builder.export import check_parity, compare_logits, export_onnx
+from edgekit.builder.export import check_parity, export_onnx
+from edgekit.runtimes.compare import compare_logits
 from edgekit.quantize.int8_graph import exact_option_collisions
 from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
 from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges

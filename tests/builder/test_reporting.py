@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from edgekit.artifact.plan_records import SKIPPED, PlanCandidate, QuantizationPlan
-from edgekit.reporting import PLAN_COLUMNS, render_plan, render_report
+from edgekit.builder.report import render_report
+from edgekit.quantize.plan.table import PLAN_COLUMNS, render_plan
 from tests.benchmark.test_bench_report import _cells
 
 

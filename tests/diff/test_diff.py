@@ -131,7 +131,7 @@ def test_every_qdq_pair_gets_an_output_cost_and_the_costs_add_up(normal_report, 
 def test_the_table_shows_the_top_tensors_and_every_runtime(normal_report):
     from rich.console import Console
 
-    from edgekit.reporting import print_diff_report
+    from edgekit.diff.table import print_diff_report
 
     console = Console(record=True, width=200)
     print_diff_report(normal_report[0], top=3, console=console)

@@ -21,7 +21,7 @@ from edgekit.artifact.plan_records import QuantizationPlan
 from edgekit.quantize.plan.trials import LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP, Trials, kernels_of
 from edgekit.core.progress import progress, say
 from edgekit.runtimes.sessions import openvino_logits, ort_logits
-from edgekit.builder.export import compare_logits
+from edgekit.runtimes.compare import compare_logits
 from edgekit.targets.profiles import Target
 
 

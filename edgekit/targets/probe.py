@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from edgekit.core.errors import EdgekitError
-from edgekit.targets.isa import IsaReport, parse_cpuinfo
 from edgekit.runtimes.remote.ssh import Board, connect
+from edgekit.targets.isa import IsaReport, parse_cpuinfo
 
 
 def probe_board(board: Board) -> tuple[IsaReport, str]:
