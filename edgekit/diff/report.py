@@ -125,7 +125,7 @@ class RangeChoice:
     tensor: str
     recorded: tuple[float, float]  # the range the int8 model's scale and zero point encode
     # The least noisy on the fitting images of the candidates between the data range (mean over them of
-    # each image's min and max, widened to hold 0) and the recorded one (diff_ranges.STEPS); None when
+    # each image's min and max, widened to hold 0) and the recorded one (diff.ranges.STEPS); None when
     # the recorded range was.
     chosen: tuple[float, float] | None
     widening: float | None  # the factor on the data range that gave ``chosen``

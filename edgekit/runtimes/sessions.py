@@ -1,4 +1,4 @@
-"""Thin helpers to run a model file in ONNX Runtime or OpenVINO (used by stages and checks)."""
+"""Thin helpers to run a model file in ONNX Runtime or OpenVINO (used by the pipeline and the checks)."""
 
 from __future__ import annotations
 
