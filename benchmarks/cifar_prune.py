@@ -25,10 +25,10 @@ import os
 import sys
 from pathlib import Path
 
-from edgekit.models.checkpoint import read_checkpoint
 from edgekit.benchmark.run import bench_artifact
 from edgekit.benchmark.table import flatten
 from edgekit.builder.pipeline import BuildOptions, build_artifact
+from edgekit.models.checkpoint import read_checkpoint
 from edgekit.prune.run import PruneResult, PruneSettings, prune_checkpoint
 
 from _cifar_split import split_folders, training_run  # noqa: E402  (benchmarks/ is on sys.path as a script)

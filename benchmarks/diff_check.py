@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import read_manifest
-from edgekit.data import find_images
-from edgekit.runtimes.sessions import ort_logits
 from edgekit.benchmark.run import output_labels
+from edgekit.data import find_images
 from edgekit.diff.run import diff_artifact
-from edgekit.quantize.plan.placement import fallback_units
 from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges
+from edgekit.quantize.plan.placement import fallback_units
+from edgekit.runtimes.sessions import ort_logits
 from edgekit.targets.profiles import load_target
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ from _cifar_split import split_folders, training_run  # noqa: E402  (benchmarks/
 from _results import write_results  # noqa: E402
 
 from edgekit.artifact.folder import read_manifest
-from edgekit.models.checkpoint import read_checkpoint
-from edgekit.benchmark.table import flatten
 from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.table import flatten
+from edgekit.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_RSS = ("import resource, runpy, sys; sys.argv = ['edgekit'] + sys.argv[1:]\n"

@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import read_manifest
-from edgekit.data import find_images
+from edgekit.benchmark.run import bench_artifact
+from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.core.errors import EdgekitError
+from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.models.torchvision_zoo import PREFIX, refusal, torchvision_names
-from edgekit.benchmark.run import bench_artifact
-from edgekit.builder.pipeline import BuildOptions, build_artifact
 
 from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 

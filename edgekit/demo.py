@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data import labelled_images
+from edgekit.benchmark.table import print_bench_table
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import check_folder_location
 from edgekit.core.progress import say
-from edgekit.benchmark.table import print_bench_table
+from edgekit.data import labelled_images
 
 MODEL = "small_cnn"
 EPOCHS = 10

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from edgekit.runtimes.board_runner import X86_INT8_KERNELS
+from edgekit.artifact.plan_records import QuantizationPlan
 from edgekit.core.checks import is_integer
-from edgekit.data.preprocessing import Preprocessing
 from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import MANIFEST
+from edgekit.data.preprocessing import Preprocessing
 from edgekit.models._registry import ModelConfig
 from edgekit.models.weights import class_names_problem
-from edgekit.core.outputs import MANIFEST
-from edgekit.artifact.plan_records import QuantizationPlan
+from edgekit.runtimes.board_runner import X86_INT8_KERNELS
 
 SCHEMA = "edgekit.artifact.folder/1"
 RUNTIMES = ("pytorch", "onnxruntime", "openvino")

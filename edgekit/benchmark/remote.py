@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgekit.core.errors import EdgekitError
-from edgekit.targets.isa import describe_host
 from edgekit.artifact.manifest import ArtifactManifest
+from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import progress, say, warn
 from edgekit.runtimes.remote.ssh import Board, Connection, connect
+from edgekit.targets.isa import describe_host
 
 RUNNER = Path(__file__).resolve().parents[1] / "runtimes" / "board_runner.py"
 RUNNER_MISSING_DEPENDENCY = 3  # board_runner.MISSING_DEPENDENCY, kept literal: the runner is a script

@@ -11,22 +11,22 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import entry_bytes, read_manifest
-from edgekit.benchmark.plot import is_bench_plot, render_bench_plot
+from edgekit.artifact.manifest import ArtifactManifest
 from edgekit.benchmark.markdown import is_bench_markdown, render_bench_markdown
+from edgekit.benchmark.plot import is_bench_plot, render_bench_plot
+from edgekit.benchmark.remote import measure_on_board
+from edgekit.benchmark.table import csv_text, is_bench_csv
+from edgekit.core.checks import require_int
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
+from edgekit.core.progress import progress, say, warn
+from edgekit.core.versions import BENCH_PACKAGES, installed_versions
+from edgekit.data import ImageSet, labelled_images
 from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS, RunnerError, argv_from_environment
 from edgekit.runtimes.board_runner import host_info as machine_info
 from edgekit.runtimes.board_runner import run_worker as run_board_worker
-from edgekit.core.checks import require_int
-from edgekit.data import ImageSet, labelled_images
-from edgekit.core.errors import EdgekitError
-from edgekit.targets.isa import describe_host
-from edgekit.artifact.manifest import ArtifactManifest
-from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
-from edgekit.core.progress import progress, say, warn
-from edgekit.benchmark.remote import measure_on_board
 from edgekit.runtimes.remote.ssh import Board
-from edgekit.benchmark.table import csv_text, is_bench_csv
-from edgekit.core.versions import BENCH_PACKAGES, installed_versions
+from edgekit.targets.isa import describe_host
 
 REPORT_SCHEMA = "edgekit.bench/1"
 

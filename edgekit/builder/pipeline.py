@@ -11,30 +11,30 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import artifact_owner, entry_bytes, write_manifest
-from edgekit.core.checks import require_int, require_number
-from edgekit.data import find_images
-from edgekit.runtimes.board_runner import EXACT_KERNELS
-from edgekit.core.errors import EdgekitError
-from edgekit.targets.isa import build_host_record
-from edgekit.artifact.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck, ModelEntry,
-                              ModelInfo, QuantizationRecord, TargetRecord)
-from edgekit.models import save_checkpoint
-from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_folder
-from edgekit.quantize.plan.choice import OBJECTIVES
-from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
-from edgekit.core.progress import progress, say, warn
-from edgekit.builder.report import write_report
-from edgekit.quantize.plan.table import print_plan_table
-from edgekit.runtimes.sessions import openvino_logits, ort_logits
-from edgekit.builder import export, simplify
+from edgekit.artifact.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck,
+                                       ModelEntry, ModelInfo, QuantizationRecord, TargetRecord)
 from edgekit.benchmark.run import labels_as_outputs, measure_models
+from edgekit.builder import export, simplify
 from edgekit.builder.export import OPSETS
-from edgekit.runtimes.compare import compare_logits
+from edgekit.builder.report import write_report
+from edgekit.builder.source import SourceModel, artifact_stem, model_file, resolve_model
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_folder
+from edgekit.core.progress import progress, say, warn
+from edgekit.core.versions import installed_versions
+from edgekit.data import find_images
+from edgekit.models import save_checkpoint
 from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
 from edgekit.quantize.ort import CALIBRATION_METHODS, Int8LoadError, quantize_onnx_static
-from edgekit.builder.source import SourceModel, artifact_stem, model_file, resolve_model
+from edgekit.quantize.plan.choice import OBJECTIVES
+from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
+from edgekit.quantize.plan.table import print_plan_table
+from edgekit.runtimes.board_runner import EXACT_KERNELS
+from edgekit.runtimes.compare import compare_logits
+from edgekit.runtimes.sessions import openvino_logits, ort_logits
+from edgekit.targets.isa import build_host_record
 from edgekit.targets.profiles import Target, load_target
-from edgekit.core.versions import installed_versions
 
 PARITY_SAMPLES = 16
 # Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.

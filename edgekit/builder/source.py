@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.artifact.folder import sha256_file
+from edgekit.core.errors import EdgekitError
+from edgekit.core.progress import say
 from edgekit.data import Preprocessing
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec, module_from_checkpoint, read_checkpoint
 from edgekit.models.pretrained import load_pretrained, pretrained_module
-from edgekit.core.progress import say
 from edgekit.runtimes.sessions import ort_session
 
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import read_manifest
-from edgekit.core.checks import require_int, require_number
-from edgekit.runtimes.emulation import check_arch, ensure_arm64_python
-from edgekit.core.errors import EdgekitError
 from edgekit.artifact.manifest import ArtifactManifest
+from edgekit.benchmark.run import load_evaluation_images
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.core.progress import say, warn
-from edgekit.runtimes.sessions import ort_logits
-from edgekit.benchmark.run import load_evaluation_images
 from edgekit.runtimes.compare import compare_logits as parity
+from edgekit.runtimes.emulation import check_arch, ensure_arm64_python
+from edgekit.runtimes.sessions import ort_logits
 
 # Per sample, at most ~2 s emulated for the models edgekit builds; generous for big inputs.
 RUNNER_TIMEOUT_S = 120

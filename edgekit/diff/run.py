@@ -18,13 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgekit.artifact.folder import read_manifest, verify_listed_file
-from edgekit.core.checks import require_int
-from edgekit.data import ImageSet, find_images
-from edgekit.core.errors import EdgekitError
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry
+from edgekit.benchmark.run import output_labels
+from edgekit.core.checks import require_int
+from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.core.progress import say
-from edgekit.benchmark.run import output_labels
+from edgekit.data import ImageSet, find_images
 from edgekit.diff.report import REPORT_SCHEMA, DiffReport, LayerReport
 
 LAYER_IMAGES = 64  # per-layer statistics: every intermediate tensor of both models is computed

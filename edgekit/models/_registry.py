@@ -7,8 +7,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from edgekit.core.errors import EdgekitError
+from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
-from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
 from edgekit.core.errors import EdgekitError
+from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
 from edgekit.models._registry import ModelConfig, register_model
 from edgekit.models._surgery import replace_conv
 from edgekit.models.layers.split_stem import Partition, SplitStem, default_partition, validate_partition

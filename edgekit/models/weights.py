@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from edgekit.core.errors import EdgekitError
-from edgekit.models._registry import ModelConfig
 from edgekit.core.outputs import disk_full, temp_file_beside
+from edgekit.models._registry import ModelConfig
 
 CHECKPOINT_FORMAT = "edgekit.checkpoint/1"
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from edgekit.artifact.folder import write_folder_manifest
 from edgekit.core.checks import require_int, require_number
-from edgekit.data.preprocessing import Preprocessing
 from edgekit.core.errors import EdgekitError
-from edgekit.models import Checkpoint, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.core.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.core.progress import say, warn
+from edgekit.data.preprocessing import Preprocessing
+from edgekit.models import Checkpoint, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.models.pruned_shapes import pruned_shapes
 from edgekit.prune.structured import prune_channels
 from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity, sparsity

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edgekit.core.errors import EdgekitError
 from edgekit.artifact.manifest import SCHEMA, ArtifactManifest, LatencyCheck, ModelEntry, QuantizationRecord
+from edgekit.core.errors import EdgekitError
 
 
 def test_a_built_manifest_round_trips_key_for_key(cpu_artifact):

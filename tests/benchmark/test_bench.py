@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from edgekit.core.errors import EdgekitError
 from edgekit.benchmark.run import bench_artifact
+from edgekit.core.errors import EdgekitError
 
 
 def test_bench_measures_every_runtime_with_accuracy(cpu_artifact, pattern_data, trained_tiny, tmp_path):

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from edgekit.artifact.folder import MANIFEST, read_manifest, sha256_file
-from edgekit.core.errors import EdgekitError
 from edgekit.artifact.manifest import LatencyCheck, ModelEntry, QuantizationRecord
 from edgekit.builder.pipeline import _recommend
+from edgekit.core.errors import EdgekitError
 
 from ..conftest import build_tiny
 

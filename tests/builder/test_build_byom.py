@@ -2,9 +2,9 @@
 bench (the PyTorch reference is rebuilt from the manifest's spec in the bench worker)."""
 
 from edgekit.artifact.folder import read_manifest
-from edgekit.core.hashing import sha256_file
 from edgekit.benchmark.run import bench_artifact
 from edgekit.builder.pipeline import BuildOptions, build_artifact
+from edgekit.core.hashing import sha256_file
 
 from ..models.test_user_module import write_net
 

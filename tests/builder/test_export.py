@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from edgekit.core.errors import EdgekitError
 from edgekit.builder.export import check_parity, export_onnx
+from edgekit.core.errors import EdgekitError
 from edgekit.runtimes.compare import compare_logits
 
 

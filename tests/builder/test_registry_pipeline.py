@@ -18,18 +18,18 @@ import onnx
 import pytest
 import torch
 
+from edgekit.builder.export import check_parity, export_onnx
+from edgekit.builder.simplify import simplify_onnx
 from edgekit.models import build_model, default_config, get_spec, list_models
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.models.stats import model_stats
-from edgekit.runtimes.sessions import openvino_logits, ort_logits
-from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
-from edgekit.runtimes.sessions import ort_session
-from edgekit.builder.export import check_parity, export_onnx
-from edgekit.runtimes.compare import compare_logits
 from edgekit.quantize.int8_graph import exact_option_collisions
 from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
 from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges
-from edgekit.builder.simplify import simplify_onnx
+from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
+from edgekit.runtimes.compare import compare_logits
+from edgekit.runtimes.sessions import openvino_logits, ort_logits
+from edgekit.runtimes.sessions import ort_session
 from edgekit.targets.profiles import load_target
 
 HEAVY_PARAMS = 30e6  # VGG-19 / ResNet-101 class: ~1 min each, marked slow

@@ -15,7 +15,7 @@ import pytest
 
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import (atomic_folder, owned_by, plan_output_file, plan_output_folder, process_tag,
-                             scratch_folder, sweep_leftovers, write_planned_file)
+                                  scratch_folder, sweep_leftovers, write_planned_file)
 
 SCHEMA = "edgekit.test/1"
 OWNER = owned_by(SCHEMA)

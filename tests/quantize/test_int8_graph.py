@@ -14,10 +14,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
 from edgekit.core.errors import EdgekitError
-from edgekit.runtimes.sessions import ort_logits, ort_session
 from edgekit.quantize.int8_graph import exact_option_collisions, int8_weight_bits, separate_shared_weights
+from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
+from edgekit.runtimes.sessions import ort_logits, ort_session
 
 SHAPE = [1, 2, 3, 3]
 

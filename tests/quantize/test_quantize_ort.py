@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from edgekit.runtimes.sessions import ort_logits
 from edgekit.builder.export import export_onnx
 from edgekit.quantize.ort import calibration_ranges, quantize_onnx_static
+from edgekit.runtimes.sessions import ort_logits
 from edgekit.targets.profiles import load_target
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from edgekit.runtimes import board_runner
-from edgekit.targets import isa
 from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_INT8_OPTIONS, EXACT_KERNELS, RunnerError
+from edgekit.targets import isa
 from tests.conftest import CPUS, SATURATES
 
 

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.core.errors import EdgekitError
-from edgekit.targets.profiles import (QUANTIZATION, TOP_LEVEL, QuantizationSettings, Target, list_targets,
-                             load_target)
+from edgekit.targets.profiles import (QUANTIZATION, TOP_LEVEL, QuantizationSettings, Target, list_targets, load_target)
 
 
 def test_builtin_targets_are_listed_and_valid():

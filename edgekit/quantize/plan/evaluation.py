@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.data import ImageSet, labelled_images
 from edgekit.core.errors import EdgekitError
+from edgekit.data import ImageSet, labelled_images
 
 HELD_OUT_SHARE = 0.2  # of the calibration folder, without --val
 MAX_HELD_OUT = 1000

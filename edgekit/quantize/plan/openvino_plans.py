@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.core.errors import EdgekitError
+from edgekit.core.progress import quiet_stdout
 from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.deadline import call_within
 from edgekit.quantize.plan.trials import FIXED, Trials
-from edgekit.core.progress import quiet_stdout
 from edgekit.targets.profiles import QuantizationSettings
 
 

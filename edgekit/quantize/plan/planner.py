@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.runtimes.board_runner import EXACT_KERNELS
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
+from edgekit.artifact.plan_records import QuantizationPlan
+from edgekit.core.progress import progress, say
 from edgekit.quantize.plan.choice import choose, fits
 from edgekit.quantize.plan.evaluation import top1_percent
-from edgekit.artifact.plan_records import QuantizationPlan
 from edgekit.quantize.plan.trials import LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP, Trials, kernels_of
-from edgekit.core.progress import progress, say
-from edgekit.runtimes.sessions import openvino_logits, ort_logits
+from edgekit.runtimes.board_runner import EXACT_KERNELS
 from edgekit.runtimes.compare import compare_logits
+from edgekit.runtimes.sessions import openvino_logits, ort_logits
 from edgekit.targets.profiles import Target
 
 

@@ -9,11 +9,11 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.runtimes.board_runner import EXACT_KERNELS
-from edgekit.quantize.plan.deadline import BudgetSpent
-from edgekit.quantize.plan.evaluation import top1_percent
 from edgekit.artifact.plan_records import SKIPPED, STOPPED, TRIED, PlanCandidate
 from edgekit.core.progress import say
+from edgekit.quantize.plan.deadline import BudgetSpent
+from edgekit.quantize.plan.evaluation import top1_percent
+from edgekit.runtimes.board_runner import EXACT_KERNELS
 
 LATENCY_RUNS, LATENCY_WARMUP, LATENCY_SECONDS = 60, 5, 5.0
 MIN_BUDGET_SECONDS = 60.0

@@ -16,10 +16,10 @@ int8 exact without options.
 
 from __future__ import annotations
 
-from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_KERNELS
 from edgekit.artifact.plan_records import TRIED, PlanCandidate
 from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.trials import Trials, kernels_of
+from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_KERNELS
 
 SEVEN_BIT, EIGHT_BIT, ORT_DEFAULT = "7bit", "8bit", "ort-default-kernels"
 VARIANT = "kernel_variant"  # the settings key that marks a candidate made here

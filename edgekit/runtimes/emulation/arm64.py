@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.core.outputs import atomic_folder, plan_output_folder
-from edgekit.runtimes.board_runner import RUNNER_PYTHON
 from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import atomic_folder, plan_output_folder
 from edgekit.core.progress import say
+from edgekit.runtimes.board_runner import RUNNER_PYTHON
 
 QEMU_CPU = "cortex-a72"
 SUITE = "bookworm"

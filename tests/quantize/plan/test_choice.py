@@ -1,5 +1,5 @@
-from edgekit.quantize.plan.choice import choose
 from edgekit.artifact.plan_records import PlanCandidate, QuantizationPlan
+from edgekit.quantize.plan.choice import choose
 
 
 def _c(name, precision, drop, p50, size, status="tried"):

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from edgekit.data import find_images
 from edgekit.core.errors import EdgekitError
+from edgekit.data import find_images
 from edgekit.quantize.plan.evaluation import split_for_planning
 from tests.conftest import build_tiny
 

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.artifact.folder import write_manifest
-from edgekit.data import Preprocessing
-from edgekit.cli.commands import cli
-from edgekit.runtimes.emulation import arm64
-from edgekit.core.errors import EdgekitError
 from edgekit.artifact.manifest import ArtifactManifest, InputSpec, ModelEntry, ModelInfo, TargetRecord
 from edgekit.builder.verify import compare_logits
+from edgekit.cli.commands import cli
+from edgekit.core.errors import EdgekitError
+from edgekit.data import Preprocessing
+from edgekit.runtimes.emulation import arm64
 from tests.system_tools import require_system_tool
 
 QEMU = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")

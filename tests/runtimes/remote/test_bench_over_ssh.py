@@ -8,8 +8,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli.commands import cli
 from edgekit.benchmark.run import bench_artifact
+from edgekit.cli.commands import cli
 
 
 def run_cli(*args: str):

@@ -13,8 +13,8 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli.commands import cli
 from edgekit.benchmark.run import bench_artifact
+from edgekit.cli.commands import cli
 from tests.runtimes.remote.sshd import start_sshd
 from tests.system_tools import require_system_tool
 
