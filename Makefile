@@ -32,7 +32,7 @@ test: setup system-tools
 # Every registered network through export, int8 and both runtimes, on this CPU (its ISA level is
 # printed at the end and kept in the JUnit file), each int8 also on an emulated AVX2 CPU.
 sweep: setup system-tools
-	EDGEKIT_SWEEP_EMULATE_AVX2=1 $(BIN)/python -m pytest -q tests/stages/test_registry_pipeline.py \
+	EDGEKIT_SWEEP_EMULATE_AVX2=1 $(BIN)/python -m pytest -q tests/builder/test_registry_pipeline.py \
 		--junitxml=sweep-results.xml
 
 # The documentation site (mkdocs.yml, docs/): mkdocs-click imports edgekit.cli, so edgekit is installed too.

@@ -114,13 +114,13 @@ def _stages_in_this_process(model: str, target: str, calib: str, calib_size: int
     from dataclasses import replace
 
     from edgekit.data import find_images
-    from edgekit.runtimes import ort_logits
-    from edgekit.stages import export, simplify
-    from edgekit.stages.build import PARITY_SAMPLES
-    from edgekit.stages.export import compare_logits
-    from edgekit.stages.quantize_ort import calibration_ranges, quantize_onnx_static
-    from edgekit.stages.source import resolve_model
-    from edgekit.targets import load_target
+    from edgekit.runtimes.sessions import ort_logits
+    from edgekit.builder import export, simplify
+    from edgekit.builder.pipeline import PARITY_SAMPLES
+    from edgekit.runtimes.compare import compare_logits
+    from edgekit.quantize.ort import calibration_ranges, quantize_onnx_static
+    from edgekit.builder.source import resolve_model
+    from edgekit.targets.profiles import load_target
 
     stages = {}
     with PeakSampler(os.getpid()) as sampler, tempfile.TemporaryDirectory(prefix="calibmem-") as tmp:

@@ -25,11 +25,11 @@ import os
 import sys
 from pathlib import Path
 
+from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.table import flatten
+from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.models.checkpoint import read_checkpoint
-from edgekit.stages.bench import bench_artifact
-from edgekit.reporting import flatten
-from edgekit.stages.build import BuildOptions, build_artifact
-from edgekit.stages.prune import PruneResult, PruneSettings, prune_checkpoint
+from edgekit.prune.run import PruneResult, PruneSettings, prune_checkpoint
 
 from _cifar_split import split_folders, training_run  # noqa: E402  (benchmarks/ is on sys.path as a script)
 from _results import write_results  # noqa: E402

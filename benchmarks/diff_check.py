@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifact import read_manifest
+from edgekit.artifact.folder import read_manifest
+from edgekit.benchmark.run import output_labels
 from edgekit.data import find_images
-from edgekit.runtimes import ort_logits
-from edgekit.stages.bench import output_labels
-from edgekit.stages.diff import diff_artifact
-from edgekit.stages.plan.placement import fallback_units
-from edgekit.stages.quantize_ort import calibration_ranges, quantize_with_ranges
-from edgekit.targets import load_target
+from edgekit.diff.run import diff_artifact
+from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges
+from edgekit.quantize.plan.placement import fallback_units
+from edgekit.runtimes.sessions import ort_logits
+from edgekit.targets.profiles import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 

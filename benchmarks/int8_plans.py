@@ -26,10 +26,10 @@ from pathlib import Path
 from _cifar_split import split_folders, training_run  # noqa: E402  (benchmarks/ is on sys.path as a script)
 from _results import write_results  # noqa: E402
 
-from edgekit.artifact import read_manifest
+from edgekit.artifact.folder import read_manifest
+from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.table import flatten
 from edgekit.models.checkpoint import read_checkpoint
-from edgekit.reporting import flatten
-from edgekit.stages.bench import bench_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_RSS = ("import resource, runpy, sys; sys.argv = ['edgekit'] + sys.argv[1:]\n"

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgekit.artifact.folder import read_manifest
+from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.table import flatten, print_bench_table
+from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.data import find_images
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
-from edgekit.stages.bench import bench_artifact
-from edgekit.reporting import flatten, print_bench_table
-from edgekit.artifact import read_manifest
-from edgekit.stages.build import BuildOptions, build_artifact
 
 from _cifar_split import link_folder  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from _results import write_results  # noqa: E402

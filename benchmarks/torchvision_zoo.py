@@ -8,7 +8,7 @@ For each name of ``torchvision.models.list_models(module=torchvision.models)``: 
 for the ``cpu`` target at a small input (``--input-size``, raised to the network's minimum or fixed
 size) with a few generated calibration images, then benched. Weights: random (seed 0), BatchNorm
 statistics re-estimated on the generated images (no download is possible here; see README.md,
-"What the weights are"), so parity is checked at 5e-4 as in tests/stages/test_registry_pipeline.py,
+"What the weights are"), so parity is checked at 5e-4 as in tests/builder/test_registry_pipeline.py,
 or at 4x PyTorch's own float32 error where that is larger: some deep random networks are so
 ill-conditioned that PyTorch float32 and float64 disagree (efficientnet_b7 at 64 px: 0.15 of the
 largest logit, logits ~2e4), and two float32 implementations may then differ by about twice that.
@@ -36,18 +36,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifact import read_manifest
+from edgekit.artifact.folder import read_manifest
+from edgekit.benchmark.run import bench_artifact
+from edgekit.builder.pipeline import BuildOptions, build_artifact
+from edgekit.core.errors import EdgekitError
 from edgekit.data import find_images
-from edgekit.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec, save_checkpoint
 from edgekit.models.batchnorm import recalibrate_batchnorm
 from edgekit.models.torchvision_zoo import PREFIX, refusal, torchvision_names
-from edgekit.stages.bench import bench_artifact
-from edgekit.stages.build import BuildOptions, build_artifact
 
 from _results import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-PARITY_TOLERANCE = 5e-4  # random weights: see tests/stages/test_registry_pipeline.py
+PARITY_TOLERANCE = 5e-4  # random weights: see tests/builder/test_registry_pipeline.py
 CONDITIONING_MARGIN = 4.0  # x PyTorch's own float32 error: two float32 implementations, each that far off
 NUM_CLASSES = 10
 
@@ -140,8 +140,8 @@ def x86_kernel_paths(folder: Path, images: np.ndarray, *, emulate: bool) -> dict
     """The built int8 loads with each x86 kernel path of ORT (defaults, and the exact option that CPUs
     without VNNI need), and, with ``emulate``, runs on an emulated AVX2 CPU with edgekit's session:
     its exact int8 there must equal this host's bit for bit."""
-    from edgekit.board_runner import EXACT_INT8_OPTIONS
-    from edgekit.runtimes import ort_logits, ort_session
+    from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
+    from edgekit.runtimes.sessions import ort_logits, ort_session
 
     int8 = folder / "model_int8.onnx"
     ort_session(int8, config=EXACT_INT8_OPTIONS)  # raises (a fail record) if it does not load
@@ -151,7 +151,7 @@ def x86_kernel_paths(folder: Path, images: np.ndarray, *, emulate: bool) -> dict
     if emulate:
         import subprocess
 
-        from edgekit import board_runner
+        from edgekit.runtimes import board_runner
 
         started = time.monotonic()
         native = ort_logits(int8, images, batch_size=1, threads=1)
@@ -178,7 +178,7 @@ CSV_KEYS = ("model", "status", "stage", "reason", "cpu", "input_size", "params_m
 
 def host_record() -> dict:
     """The CPU this sitting ran on: ONNX Runtime's int8 kernels, and so the results, depend on it."""
-    from edgekit.isa import build_host_record
+    from edgekit.targets.isa import build_host_record
 
     return build_host_record(runtime="onnxruntime", kernels="exact", weight_bits=8)
 

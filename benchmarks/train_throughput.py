@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(model: str, data: str, subset: int, nproc: int, workdir: Path) -> dict:
     out = workdir / f"{model}-{nproc}"
     threads = max(1, (os.cpu_count() or 1) // nproc)
-    command = [sys.executable, "-m", "edgekit.cli", "train", "--model", model, "--data", data, "--out", str(out),
+    command = [sys.executable, "-m", "edgekit", "train", "--model", model, "--data", data, "--out", str(out),
                "--subset", str(subset), "--epochs", "2", "--batch-size", "128", "--threads", str(threads),
                "--nproc", str(nproc), "--force"]
     started = time.monotonic()

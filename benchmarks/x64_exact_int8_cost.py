@@ -1,6 +1,6 @@
 """What ONNX Runtime's exact int8 option (session.x64quantprecision=1) costs on this x86 host.
 
-edgekit sets it only where the CPU has no AVX-512 VNNI (edgekit/board_runner.py). This measures,
+edgekit sets it only where the CPU has no AVX-512 VNNI (edgekit/runtimes/board_runner.py). This measures,
 on this host, an int8 ResNet-18 (random weights: latency and bit-equality do not depend on them)
 with and without the option, interleaved run by run so both see the same machine load, and says
 whether the outputs differ. Without VNNI the option is what makes the outputs exact; with VNNI the
@@ -55,8 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     import onnxruntime as ort
 
-    from edgekit.board_runner import EXACT_INT8_OPTIONS, int8_saturates_here
-    from edgekit.isa import probe_local
+    from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, int8_saturates_here
+    from edgekit.targets.isa import probe_local
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_int8_resnet18(Path(tmp), args.size)

@@ -104,7 +104,7 @@ def weight_range(path: Path) -> dict:
     low, high = int(min(w.min() for w in weights)), int(max(w.max() for w in weights))
     found = {"int8_weights": len(weights), "min": low, "max": high, "fits_7_bits": low >= -64 and high <= 64}
     try:  # edgekit's own check, where this version of the package has it
-        from edgekit.stages.int8_graph import int8_weight_bits
+        from edgekit.quantize.int8_graph import int8_weight_bits
         found["edgekit_int8_weight_bits"] = int8_weight_bits(model)
     except ImportError:
         pass
@@ -113,12 +113,12 @@ def weight_range(path: Path) -> dict:
 
 def build_models(run: Path, folders: dict, artifact: Path) -> tuple:
     """edgekit's target-cpu artifact (fp32 + fixed 8-bit recipe) plus a 7-bit int8 of its fp32 ONNX."""
-    from edgekit.artifact import read_manifest
+    from edgekit.artifact.folder import read_manifest
     from edgekit.data import find_images
     from edgekit.models.checkpoint import read_checkpoint
-    from edgekit.stages.build import BuildOptions, build_artifact
-    from edgekit.stages.quantize_ort import quantize_onnx_static
-    from edgekit.targets import load_target
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
+    from edgekit.quantize.ort import quantize_onnx_static
+    from edgekit.targets.profiles import load_target
 
     name = read_checkpoint(run / "best.pt").config.name
     say(f"{run.name}: building {name} for target cpu")
@@ -196,7 +196,7 @@ def score(label: str, result: dict, labels: np.ndarray, fp32_top: np.ndarray, na
 
 def one_model(folder: str, args, out: Path) -> tuple[dict, list[dict]]:
     from edgekit.data import labelled_images
-    from edgekit.stages.bench import labels_as_outputs
+    from edgekit.benchmark.run import labels_as_outputs
 
     run = ROOT / "benchmarks" / "results" / "train_ref" / folder
     work = out / "work" / folder / f"eval{args.eval_images}"  # link_folder only adds: one folder per size

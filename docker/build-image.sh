@@ -33,7 +33,7 @@ while (($#)); do
     shift
 done
 
-[[ -f "$ROOT/edgekit/board_runner.py" ]] || die "edgekit/board_runner.py is missing: nothing to put in the image"
+[[ -f "$ROOT/edgekit/runtimes/board_runner.py" ]] || die "edgekit/runtimes/board_runner.py is missing: nothing to put in the image"
 
 if [[ "$LOCAL_BASE" != 1 ]]; then
     docker buildx version >/dev/null 2>&1 \

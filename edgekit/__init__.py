@@ -7,20 +7,20 @@ need them, so `import edgekit` and `edgekit --help` stay fast.
 
 __version__ = "0.1.0"
 
-from edgekit.errors import EdgekitError  # noqa: E402
+from edgekit.core.errors import EdgekitError  # noqa: E402
 
 __all__ = ["EdgekitError", "__version__", "build", "bench"]
 
 
 def build(*args, **kwargs):
-    """See :func:`edgekit.stages.build.build_artifact`."""
-    from edgekit.stages.build import build_artifact
+    """See :func:`edgekit.builder.pipeline.build_artifact`."""
+    from edgekit.builder.pipeline import build_artifact
 
     return build_artifact(*args, **kwargs)
 
 
 def bench(*args, **kwargs):
-    """See :func:`edgekit.stages.bench.bench_artifact`."""
-    from edgekit.stages.bench import bench_artifact
+    """See :func:`edgekit.benchmark.run.bench_artifact`."""
+    from edgekit.benchmark.run import bench_artifact
 
     return bench_artifact(*args, **kwargs)

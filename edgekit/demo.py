@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.benchmark.table import print_bench_table
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import check_folder_location
+from edgekit.core.progress import say
 from edgekit.data import labelled_images
-from edgekit.errors import EdgekitError
-from edgekit.outputs import check_folder_location
-from edgekit.progress import say
-from edgekit.reporting import print_bench_table
 
 MODEL = "small_cnn"
 EPOCHS = 10
@@ -89,8 +89,8 @@ def train_demo_model(workdir: Path, *, epochs: int | None = None) -> tuple[Path,
 
 def run_demo(workdir: str | Path = "demo-output", *, epochs: int | None = None) -> dict:
     # Imported here, not at the top: cli.py imports this module, and these import torch.
-    from edgekit.stages.bench import bench_artifact
-    from edgekit.stages.build import BuildOptions, build_artifact
+    from edgekit.benchmark.run import bench_artifact
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
 
     workdir = _claim_workdir(Path(workdir))
     checkpoint, train_dir, val_dir = train_demo_model(workdir, epochs=epochs)

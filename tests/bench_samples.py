@@ -1,4 +1,4 @@
-"""Finished bench reports as `edgekit.stages.bench` returns them, for the presenters' tests (no model runs)."""
+"""Finished bench reports as `edgekit.benchmark.run` returns them, for the presenters' tests (no model runs)."""
 
 from __future__ import annotations
 

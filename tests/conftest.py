@@ -18,8 +18,8 @@ CLASSES = ("horizontal", "vertical", "checker", "blob")
 
 def this_cpu() -> dict:
     """What the int8 results of this run depend on: the ISA level and ORT's int8 kernel path."""
-    from edgekit.isa import build_host_record
-    from edgekit.stages.int8_graph import exact_rewrite_active_here
+    from edgekit.targets.isa import build_host_record
+    from edgekit.quantize.int8_graph import exact_rewrite_active_here
 
     record = build_host_record(runtime="onnxruntime", kernels="exact", weight_bits=8)
     if record["arch"] == "x86_64":
@@ -29,7 +29,7 @@ def this_cpu() -> dict:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Every test log says which CPU it ran on (-q too): int8 results differ by ISA level
-    (tests/test_x86_int8_paths.py)."""
+    (tests/quantize/test_x86_int8_paths.py)."""
     terminalreporter.write_sep("-", "edgekit int8 host")
     terminalreporter.write_line(", ".join(f"{key}={value}" for key, value in this_cpu().items()))
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -96,7 +96,7 @@ def trained_tiny(pattern_data, tmp_path_factory) -> dict:
 
 
 def build_tiny(target: str, out: Path, pattern_data, trained_tiny, **options) -> Path:
-    from edgekit.stages.build import BuildOptions, build_artifact
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
 
     options.setdefault("calib", pattern_data["train"])
     options.setdefault("calib_size", 64)
@@ -149,7 +149,7 @@ def publish_fake(hub, monkeypatch, *, matching_hash: bool = True) -> dict:
     import torch
     from torchvision.models import get_model_weights
 
-    from edgekit.hashing import sha256_file
+    from edgekit.core.hashing import sha256_file
     from edgekit.models import build_model, default_config
 
     torch.manual_seed(0)
@@ -164,7 +164,7 @@ def publish_fake(hub, monkeypatch, *, matching_hash: bool = True) -> dict:
     return {"path": path, "state_dict": state_dict}
 
 
-# ---- pretending another x86 ISA level (tests/test_x86_int8_paths.py has the why) -----------------
+# ---- pretending another x86 ISA level (tests/quantize/test_x86_int8_paths.py has the why) -----------------
 AVX2 = {"AVX2": True, "AVX512F": False, "AVX512VNNI": False}  # Haswell .. Zen 3
 AVX512 = {"AVX2": True, "AVX512F": True, "AVX512VNNI": False}  # Skylake-SP
 VNNI = {"AVX2": True, "AVX512F": True, "AVX512VNNI": True}  # Cascade Lake, Zen 4, Sapphire Rapids
@@ -176,7 +176,7 @@ SATURATES = {"avx2": True, "avx512": True, "avx512_vnni": False, "unknown x86": 
 @pytest.fixture()
 def pretend_cpu(monkeypatch):
     """Make edgekit see another CPU: ``pretend_cpu("avx2")``."""
-    from edgekit import board_runner
+    from edgekit.runtimes import board_runner
 
     def pretend(name: str) -> None:
         machine, features = CPUS[name]

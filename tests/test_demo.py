@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from edgekit.artifact import read_manifest
+from edgekit.artifact.folder import read_manifest
 from edgekit.data import labelled_images
 from edgekit.demo import MODEL, train_demo_model
 from edgekit.models import read_checkpoint
-from edgekit.stages.bench import output_labels
-from edgekit.stages.build import BuildOptions, build_artifact
+from edgekit.benchmark.run import output_labels
+from edgekit.builder.pipeline import BuildOptions, build_artifact
 
 
 def test_demo_checkpoint_and_artifact_record_class_names(tmp_path, capsys):

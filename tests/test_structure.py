@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (in-function imports included), one training engine,
-no class name defined twice, no file a newcomer cannot read in one sitting."""
+"""The package's shape: modules live in rooms by concept (edgekit/X/), no import cycles between modules or
+rooms (in-function imports included), one training engine, no class name defined twice, no file a
+newcomer cannot read in one sitting."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 MAX_LINES = 500
+LOOSE_MODULES = {"__init__", "__main__", "demo"}  # the only modules outside a room
 
 
 def _modules() -> dict[str, Path]:
@@ -92,14 +94,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _room(module: str) -> str:
-    """The sub-package a module lives in (edgekit.stages.build -> edgekit.stages); top-level modules are their own."""
+    """The room a module lives in (edgekit.quantize.plan.planner -> edgekit.quantize); loose modules are their own."""
     parts = module.split(".")
     return ".".join(parts[:2])
 
 
 def test_no_module_import_cycle():
     graph = _import_graph()
-    # A package importing its own sub-module lazily (edgekit.build -> edgekit.stages.build) is not a cycle.
+    # A package importing its own sub-module lazily (edgekit.build -> edgekit.builder.pipeline) is not a cycle.
     pruned = {a: {b for b in targets if not _is_ancestor(a, b) and not _is_ancestor(b, a)} for a, targets in graph.items()}
     assert _cycles(pruned) == []
 
@@ -143,7 +145,7 @@ def test_one_training_engine():
 def test_the_command_line_answers_help_without_heavy_libraries():
     """`edgekit --help` and a mistyped option must answer at once: no torch, ONNX Runtime or OpenVINO."""
     probe = ("import sys, contextlib, io\n"
-             "from edgekit.cli import cli\n"
+             "from edgekit.cli.commands import cli\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    try:\n"
              "        cli.main(['--help'], standalone_mode=False)\n"
@@ -153,3 +155,33 @@ def test_the_command_line_answers_help_without_heavy_libraries():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             cwd=PACKAGE.parent)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_loose_module_at_the_package_root():
+    loose = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in LOOSE_MODULES)
+    assert loose == []
+
+
+def test_every_room_is_a_package():
+    rooms = [path for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"]
+    assert rooms and sorted(room.name for room in rooms if not (room / "__init__.py").is_file()) == []
+
+
+def test_no_symlink_inside_the_package():
+    """Package data is real files (wheels and sdists copy links inconsistently)."""
+    assert sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*") if path.is_symlink()) == []
+
+
+def test_the_project_targets_folder_shows_every_builtin_profile():
+    builtin = sorted(path.name for path in (PACKAGE / "targets").glob("*.toml"))
+    shown = PACKAGE.parent / "targets"
+    assert builtin and sorted(path.name for path in shown.glob("*.toml")) == builtin
+    assert all((shown / name).read_bytes() == (PACKAGE / "targets" / name).read_bytes() for name in builtin)
+
+
+def test_reading_a_manifest_imports_no_torch():
+    """`edgekit.artifact.manifest` needs the model config record, not the models: no torch for it."""
+    probe = "import sys, edgekit.artifact.manifest\nprint('torch' in sys.modules)\n"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent)
+    assert result.stdout.strip().splitlines()[-1] == "False"

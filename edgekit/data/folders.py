@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import Preprocessing, UnsupportedImage
-from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp", ".tif", ".tiff"})
 LABELS_UNUSED = frozenset({"calibration"})

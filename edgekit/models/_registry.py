@@ -7,9 +7,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from edgekit.errors import EdgekitError
-from edgekit.models.pruned_shapes import apply_pruned_shapes
 
 
 @dataclass(frozen=True)
@@ -96,12 +95,21 @@ def register_resolver(claims: Callable[[str], bool], resolve: Callable[[str], Mo
     _RESOLVERS.append((claims, resolve))
 
 
+def _register_families() -> None:
+    """Every family registers on its import; the package imports them on the registry's first use."""
+    from edgekit.models import register_families
+
+    register_families()
+
+
 def list_models(include: str | None = None) -> list[str]:
+    _register_families()
     names = sorted(_REGISTRY)
     return [n for n in names if include is None or fnmatch.fnmatch(n, include)]
 
 
 def get_spec(name: str) -> ModelSpec:
+    _register_families()
     if name in _REGISTRY:
         return _REGISTRY[name]
     for claims, resolve in _RESOLVERS:
@@ -199,5 +207,7 @@ def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):
         raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}")
     model = spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
     if pruned_shapes:
+        from edgekit.models.pruned_shapes import apply_pruned_shapes  # torch: only when a model is built
+
         apply_pruned_shapes(model, pruned_shapes)
     return model

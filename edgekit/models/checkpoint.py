@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import Preprocessing
-from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig, build_model
 from edgekit.models.weights import CHECKPOINT_FORMAT, class_names_problem, load_weights
 

@@ -1,4 +1,4 @@
-"""MobileNetV2 with layer replication and a split-input stem (README.md, "The papers' networks").
+"""MobileNetV2 with layer replication and a split-input stem (docs/papers.md).
 
 Builder options (all optional and JSON-serialisable; with none the model is torchvision's
 MobileNetV2, with the same parameters and the same state_dict keys as mobilenet_v2[_cifar]):
@@ -41,8 +41,8 @@ from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
-from edgekit.errors import EdgekitError
 from edgekit.models._registry import ModelConfig, register_model
 from edgekit.models._surgery import replace_conv
 from edgekit.models.layers.split_stem import Partition, SplitStem, default_partition, validate_partition

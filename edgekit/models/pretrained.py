@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from edgekit.hashing import sha256_file
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
+from edgekit.core.hashing import sha256_file
 from edgekit.models._registry import ModelConfig, ModelSpec, build_model
 from edgekit.models.checkpoint import read_checkpoint
 from edgekit.models.weights import load_weights

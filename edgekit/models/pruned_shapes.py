@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 SHAPES_FORMAT = "edgekit.pruned_shapes/1"
 # Container blocks that record their widths (torchvision's Conv2dNormActivation, kEffNet's blocks).

@@ -12,7 +12,7 @@ import fnmatch
 from dataclasses import replace
 from functools import lru_cache
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models._registry import InputRule, ModelSpec, register_resolver
 from edgekit.models.pretrained import PretrainedWeights
 

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.hashing import sha256_file
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
+from edgekit.core.hashing import sha256_file
 from edgekit.models._registry import ModelSpec, register_resolver
 
 ARGUMENTS = ("num_classes", "in_channels")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import disk_full, temp_file_beside
 from edgekit.models._registry import ModelConfig
-from edgekit.outputs import disk_full, temp_file_beside
 
 CHECKPOINT_FORMAT = "edgekit.checkpoint/1"
 

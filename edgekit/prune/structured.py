@@ -43,7 +43,7 @@ from importlib.metadata import version
 import torch
 from torch import nn
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models.layers.grouped_pointwise_interleave import PaddedGroupConv
 from edgekit.models.pruned_shapes import BATCHNORM, WIDTH_ATTRIBUTES, records_widths
 from edgekit.models.stats import module_stats

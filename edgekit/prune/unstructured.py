@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import prune
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 # A target sparsity that 1 - (1 - amount)**N reaches up to float rounding still counts as reached.
 _SPARSITY_SLACK = 1e-9

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import ModelConfig
 from edgekit.models.layers.split_stem import Partition
 from edgekit.models.mobilenet_rs import ReplicationSplitLayout, layout_of_config, resolve_layout

@@ -19,19 +19,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgekit.artifact import read_manifest, write_folder_manifest
-from edgekit.checks import require_int, require_number
+from edgekit.artifact.folder import read_manifest, write_folder_manifest
+from edgekit.builder.pipeline import BuildOptions, build_artifact
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import atomic_folder, owned_by, plan_output_folder
+from edgekit.core.progress import progress, say
 from edgekit.data import Preprocessing
-from edgekit.errors import EdgekitError
 from edgekit.models import ModelConfig, default_config
-from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
 from edgekit.models.stats import model_stats
-from edgekit.outputs import atomic_folder, owned_by, plan_output_folder
-from edgekit.progress import progress, say
 from edgekit.search.candidate import train_candidate
 from edgekit.search.report import mark_pareto, write_results
-from edgekit.stages.build import BuildOptions, build_artifact
-from edgekit.targets import load_target
+from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
+from edgekit.targets.profiles import load_target
 from edgekit.train.data import in_memory_data, save_arrays, split_folder, standardise
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models.mobilenet_rs import LayerCopy, LayerSpec, ReplicationSplitLayout
 
 

@@ -8,7 +8,7 @@ authors used, so the heads learn and every parameter gets a gradient (DDP requir
 
 from __future__ import annotations
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 # GoogLeNet: "the losses of the auxiliary classifiers were weighted by 0.3" (Szegedy et al. 2015, sec. 5).
 # Inception-v3: 0.4, the weight of the authors' TF-slim training code (inception_v3 aux_logits loss).

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.checks import require_int, require_number
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import is_within
+from edgekit.core.progress import progress
 from edgekit.data.folders import ImageSet, check_decoded_size, find_images, split_per_class
 from edgekit.data.preprocessing import Preprocessing
-from edgekit.errors import EdgekitError
-from edgekit.outputs import is_within
-from edgekit.progress import progress
 
 CIFAR10 = "cifar10"
 IN_MEMORY = "arrays"  # the source recorded for data handed over as arrays

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edgekit.checks import require_int, require_number
-from edgekit.errors import EdgekitError
-from edgekit.progress import progress
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
+from edgekit.core.progress import progress
 from edgekit.train.auxiliary import check_training_forward, training_loss
 from edgekit.train.data import TrainingData
 from edgekit.train.distributed import DistContext, all_reduce_max, all_reduce_sums, single_process

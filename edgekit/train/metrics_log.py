@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from edgekit.outputs import temp_file_beside
+from edgekit.core.outputs import temp_file_beside
 
 
 def replace_text(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data import Preprocessing
 from edgekit.data.folders import find_images
-from edgekit.errors import EdgekitError
 from edgekit.models import ModelConfig, default_config, get_spec
 from edgekit.train.data import CIFAR10
 from edgekit.train.distributed import Launch, launch_with_torchrun

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import ModelConfig
 from edgekit.models.checkpoint import Checkpoint, read_checkpoint
 from edgekit.models.weights import CHECKPOINT_FORMAT, load_weights, save_checkpoint

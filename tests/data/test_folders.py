@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data import ImageSet, Preprocessing, find_images, labelled_images
-from edgekit.errors import EdgekitError
 
 GRAY = Preprocessing(input_size=(16, 16), channels=1, mean=(0.5,), std=(0.5,))
 

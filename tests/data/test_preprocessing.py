@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data import ImageSet, Preprocessing
 from edgekit.data.preprocessing import UnsupportedImage
-from edgekit.errors import EdgekitError
 
 RAW_GRAY = Preprocessing(input_size=(4, 256), channels=1, mean=(0.0,), std=(1.0,))  # no normalisation
 

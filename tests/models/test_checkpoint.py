@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, module_from_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.prune import prune_channels, pruned_shapes
 

@@ -14,9 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import edgekit.models.compressed_resnet as compressed_resnet
 import edgekit.models.compressed_vgg as compressed_vgg
 from edgekit.models import build_model, default_config, get_spec, list_models
+from edgekit.models.layers.channel_interleave import ChannelInterleave
 from edgekit.models.layers.dice import DiCE
 from edgekit.models.layers.ghost import GhostModule
-from edgekit.models.layers.channel_interleave import ChannelInterleave
 from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 
 # Sobolewski & Szyc (DepCoS 2023; IJET 2024 follow-up), the authors' tables:

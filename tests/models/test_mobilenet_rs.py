@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import edgekit.models.mobilenet_rs  # noqa: F401  (registers mobilenet_v2_rs*)
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, read_checkpoint, save_checkpoint
 from edgekit.models.layers.split_stem import SplitStem, validate_partition
 from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split

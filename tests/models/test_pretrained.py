@@ -7,11 +7,11 @@ import re
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
-from edgekit.hashing import sha256_file
+from edgekit.builder.source import check_pretrained
+from edgekit.core.errors import EdgekitError
+from edgekit.core.hashing import sha256_file
 from edgekit.models import build_model, default_config
 from edgekit.models.pretrained import load_pretrained, pretrained_module
-from edgekit.stages.source import check_pretrained
 
 from ..conftest import FAKE_PUBLISHED as NAME
 from ..conftest import publish_fake

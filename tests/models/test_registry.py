@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec, list_models, register_model
 
 
@@ -84,7 +84,7 @@ def test_stats_use_torch_flop_counter_and_match_known_costs():
 def test_models_stats_cli_prints_params():
     from click.testing import CliRunner
 
-    from edgekit.cli import cli
+    from edgekit.cli.commands import cli
 
     result = CliRunner().invoke(cli, ["models", "--stats", "--filter", "tiny_cnn"])
     assert result.exit_code == 0 and "0.045" in result.output  # 45,306 parameters

@@ -4,7 +4,7 @@ preprocessing is the one its weights declare; --num-classes and --in-channels re
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec
 from edgekit.models.pretrained import classifier_keys
 from edgekit.models.torchvision_zoo import listing, refusal, torchvision_names
@@ -64,7 +64,7 @@ def test_the_class_sized_tensors_are_found_without_guessing_the_layer(name, expe
 def test_models_all_lists_torchvision_and_the_refused(monkeypatch):
     from click.testing import CliRunner
 
-    from edgekit.cli import cli
+    from edgekit.cli.commands import cli
 
     output = CliRunner().invoke(cli, ["models", "--all", "--filter", "*vi*"]).output
     assert "refused: a vision transformer" in output and "tiny_cnn" not in output

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
-from edgekit.hashing import sha256_file
+from edgekit.core.errors import EdgekitError
+from edgekit.core.hashing import sha256_file
 from edgekit.models import build_model, default_config, get_spec
 
 NET = '''from torch import nn

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, load_weights, read_checkpoint, save_checkpoint
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config
 from edgekit.models.layers.channel_interleave import ChannelInterleave
 from edgekit.models.pruned_shapes import apply_pruned_shapes, pruned_shapes

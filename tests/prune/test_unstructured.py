@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config
 from edgekit.prune.unstructured import (
     make_permanent,

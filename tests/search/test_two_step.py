@@ -29,8 +29,8 @@ def test_search_runs_both_steps_and_writes_results(pattern_data, tmp_path):
 
 
 def test_best_checkpoint_builds_with_its_own_preprocessing(pattern_data, tmp_path):
-    from edgekit.artifact import read_manifest
-    from edgekit.stages.build import BuildOptions, build_artifact
+    from edgekit.artifact.folder import read_manifest
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
 
     settings = SearchSettings(grayscale=True, derived=("edges",), root_epochs=1, epochs=1, max_rounds=0,
                               max_split=1, max_candidates=1, workers=1, target="rpi4", batch_size=16)
@@ -54,7 +54,7 @@ def test_pareto_front_keeps_only_undominated_candidates():
 
 
 def test_latency_objective_needs_a_target_measured_here(pattern_data, tmp_path):
-    from edgekit.errors import EdgekitError
+    from edgekit.core.errors import EdgekitError
 
     with pytest.raises(EdgekitError, match="latency"):
         run_search(pattern_data["train"], tmp_path, SearchSettings(target="rpi4", latency_weight=1.0))

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from edgekit.cli import cli
+from edgekit.cli.commands import cli
 
 
 def run_cli(*args) -> tuple[int, str]:

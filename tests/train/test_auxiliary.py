@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.models import build_model, default_config, get_spec
 from edgekit.train.auxiliary import AUXILIARY_LOSS_WEIGHTS, training_loss
 from edgekit.train.data import in_memory_data

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import Preprocessing
-from edgekit.errors import EdgekitError
 from edgekit.train.data import Augmentation, TensorImages, load_training_data
 
 PREPROCESSING = Preprocessing(input_size=(32, 32), channels=3, mean=(0.5,) * 3, std=(0.25,) * 3)

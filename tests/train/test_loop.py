@@ -36,7 +36,7 @@ def test_train_learns_and_writes_checkpoints_and_logs(pattern_data, tmp_path):
 def test_best_checkpoint_builds_an_artifact(pattern_data, tmp_path):
     from click.testing import CliRunner
 
-    from edgekit.cli import cli
+    from edgekit.cli.commands import cli
 
     assert _train(pattern_data, tmp_path / "run", "--epochs", "2")[0] == 0
     result = CliRunner().invoke(cli, ["build", "-m", "tiny_cnn", "-t", "cpu", "--weights", str(tmp_path / "run/best.pt"),

@@ -3,7 +3,7 @@ import io
 import pytest
 import torch
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.train.recipes import RECIPES, get_recipe, make_optimizer, make_scheduler
 
 

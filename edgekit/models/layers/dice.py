@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 
-from edgekit.models.layers.separable import depthwise3x3
 from edgekit.models.layers.channel_interleave import ChannelInterleave
+from edgekit.models.layers.separable import depthwise3x3
 
 
 class DiCE(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 from edgekit.models.layers.residual import Residual, projection
 from edgekit.models.layers.separable import depthwise3x3
-from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 from edgekit.models.layers.squeeze_excitation import SqueezeExcitation
 
 

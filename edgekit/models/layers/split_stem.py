@@ -1,6 +1,6 @@
 """Split-input stem: one branch per group of input channels, outputs concatenated on the channel axis.
 
-Used by the RGB+D MobileNetV2 (README.md, "The papers' networks"): the RGB stream and the depth stream
+Used by the RGB+D MobileNetV2 (docs/papers.md): the RGB stream and the depth stream
 each run their own copy of the first layers. Contiguous groups are taken with ``x[:, start:stop]``
 (ONNX Slice); only a non-contiguous group such as ``[0, 2]`` needs ``index_select`` (ONNX Gather).
 Both export with opset 17 and run in ONNX Runtime and OpenVINO.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 Partition = tuple[tuple[int, ...], ...]
 

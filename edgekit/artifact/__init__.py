@@ -1,0 +1,1 @@
+"""The artifact: its manifest.json records (manifest, plan_records) and the folder on disk (folder)."""

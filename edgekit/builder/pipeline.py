@@ -1,0 +1,347 @@
+"""``edgekit build``: model -> fp32 ONNX (export, simplify, parity) -> int8 for a target -> artifact."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.artifact.folder import artifact_owner, entry_bytes, write_manifest
+from edgekit.artifact.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck,
+                                       ModelEntry, ModelInfo, QuantizationRecord, TargetRecord)
+from edgekit.benchmark.run import labels_as_outputs, measure_models
+from edgekit.builder import export, simplify
+from edgekit.builder.export import OPSETS
+from edgekit.builder.report import write_report
+from edgekit.builder.source import SourceModel, artifact_stem, model_file, resolve_model
+from edgekit.core.checks import require_int, require_number
+from edgekit.core.errors import EdgekitError
+from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_folder
+from edgekit.core.progress import progress, say, warn
+from edgekit.core.versions import installed_versions
+from edgekit.data import find_images
+from edgekit.models import save_checkpoint
+from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
+from edgekit.quantize.ort import CALIBRATION_METHODS, Int8LoadError, quantize_onnx_static
+from edgekit.quantize.plan.choice import OBJECTIVES
+from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
+from edgekit.quantize.plan.table import print_plan_table
+from edgekit.runtimes.board_runner import EXACT_KERNELS
+from edgekit.runtimes.compare import compare_logits
+from edgekit.runtimes.sessions import openvino_logits, ort_logits
+from edgekit.targets.isa import build_host_record, emulation
+from edgekit.targets.profiles import Target, load_target
+
+PARITY_SAMPLES = 16
+# Below this top-1 agreement with fp32 (on the calibration images) int8 is not recommended.
+MIN_INT8_AGREEMENT = 0.9
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    calib: str | Path | None = None
+    calib_size: int = 300
+    exporter: str = "legacy"
+    opset: int | None = None
+    calibration_method: str | None = None  # overrides the target's
+    parity_tolerance: float = 1e-4
+    fp32_only: bool = False
+    max_drop: float | None = None  # points of top-1; set: plan int8 (edgekit.quantize.plan) instead of the fixed recipe
+    val: str | Path | None = None  # labelled held-out images for the planner
+    val_size: int = 2000
+    objective: str = "latency"
+    plan_budget: float | None = None  # seconds
+    check_latency: bool = True
+    force: bool = False
+
+
+def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
+                   pretrained: str | None = None, num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
+                   mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
+    """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
+    started = time.monotonic()
+    profile = load_target(target)
+    _check_options(options, profile)
+    calib = options.calib if not options.fp32_only else None
+    planned = None
+    if calib is not None:
+        available = find_images(calib)  # a missing or empty folder is reported before any work
+        if options.max_drop is not None:
+            planned = split_for_planning(available, calib_source=calib, calib_size=options.calib_size,
+                                         val=options.val, val_size=options.val_size)
+    out = Path(out) if out is not None else Path("artifacts") / f"{artifact_stem(model)}-{profile.name}"
+    plan = plan_output_folder(out, force=options.force, owner=artifact_owner, inputs={
+        "calibration folder": calib, "validation folder": options.val, "weights file": weights,
+        "model file": model_file(model), "target profile": profile.source})
+    source = resolve_model(model, weights=weights, pretrained=pretrained, num_classes=num_classes,
+                           in_channels=in_channels, input_size=input_size, mean=mean, std=std)
+    judging = _judging_images(source, planned) if planned is not None else None
+    calibration, calib_record = _calibration_images(source, available, options, planned) if calib is not None \
+        else (None, None)
+    say(f"building {source.name} for target {profile.name} -> {out}")
+    with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
+        manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options,
+                               judging=judging, started=started)
+        write_report(staging, manifest)
+        write_manifest(staging, manifest)
+    if manifest.quantization_plan is not None:
+        print_plan_table(manifest.quantization_plan)
+    say(f"artifact written: {out}")
+    return out
+
+
+def _check_options(options: BuildOptions, profile: Target) -> None:
+    """The Python API's own boundary (the CLI's Click types check the same before this)."""
+    if options.calib is None and not options.fp32_only:
+        raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
+    if options.calibration_method and profile.quantization.backend == "nncf":
+        raise EdgekitError(f"--calib-method applies to ONNX Runtime targets; {profile.name} quantizes with NNCF")
+    if options.calibration_method not in (None, *CALIBRATION_METHODS):
+        raise EdgekitError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
+    require_int("--calib-size", options.calib_size, 1)
+    if options.max_drop is None:
+        for given, option in ((options.val, "--val"), (options.plan_budget, "--plan-budget")):
+            if given is not None:
+                raise EdgekitError(f"{option} applies to int8 planning: pass --max-drop POINTS too")
+    else:
+        if options.fp32_only:
+            raise EdgekitError("--max-drop plans int8, --fp32-only builds none: choose one")
+        require_number("--max-drop", options.max_drop, 0, 100)
+        require_int("--val-size", options.val_size, 1)
+        if options.objective not in OBJECTIVES:
+            raise EdgekitError(f"--objective must be one of {', '.join(OBJECTIVES)}")
+        if options.plan_budget is not None:
+            require_number("--plan-budget", options.plan_budget, 0, 86400, low_open=True)
+    require_number("--parity-tol", options.parity_tolerance, 0, 1, low_open=True)
+    if options.exporter not in OPSETS:
+        raise EdgekitError(f"unknown exporter {options.exporter!r}; choose one of {', '.join(OPSETS)}")
+    if options.opset is not None and options.opset not in OPSETS[options.exporter]:
+        allowed = OPSETS[options.exporter]
+        raise EdgekitError(f"--opset {options.opset} is not available with the {options.exporter} exporter "
+                           f"(choose {allowed.start}..{allowed.stop - 1})")
+
+
+def _judging_images(source: SourceModel, planned: PlanImages) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The planner's held-out images and their labels as output indices (None: judged by agreement)."""
+    labels = None
+    if planned.labelled:
+        num_classes = source.config.num_classes if source.config else None
+        labels = np.asarray(labels_as_outputs(planned.judge, source.classes, num_classes, planned.record["source"]))
+    with progress("loading held-out images for the int8 planner", len(planned.judge)) as advance:
+        images = planned.judge.load(source.preprocessing, progress=advance)
+    return images, labels, planned.record
+
+
+def _calibration_images(source: SourceModel, available, options: BuildOptions,
+                        planned: PlanImages | None) -> tuple[np.ndarray, CalibrationRecord]:
+    chosen = planned.calibrate if planned is not None else available.subset(options.calib_size, seed=0)
+    with progress("loading calibration images", len(chosen)) as advance:
+        images = chosen.load(source.preprocessing, progress=advance)
+    if planned is not None:
+        selection = (f"random sample, seed 0, of the images not held out for judging ({planned.record['selection']})"
+                     if not planned.labelled else "random sample, seed 0, of the images not also in --val")
+    else:
+        selection = "all" if len(chosen) == len(available) else "random sample, seed 0, of the sorted file list"
+    record = CalibrationRecord(
+        source=str(options.calib), images=len(chosen), available=len(available),
+        selection=selection,
+        sha256=chosen.content_sha256(), non_image_files_ignored=available.skipped_non_images)
+    if available.skipped_non_images:
+        warn(f"ignored {available.skipped_non_images} non-image files in {options.calib}")
+    return images, record
+
+
+def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target, calibration: np.ndarray | None,
+                calib_record: CalibrationRecord | None, options: BuildOptions, *, judging=None,
+                started: float | None = None) -> ArtifactManifest:
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if calibration is not None:
+        check_inputs, check_source = calibration[:PARITY_SAMPLES], "calibration images"
+    else:
+        rng = np.random.default_rng(0)
+        check_inputs = rng.standard_normal((4, *source.preprocessing.input_shape[1:]), dtype=np.float32)
+        check_source = "random normal inputs (no calibration images given)"
+
+    fp32_onnx = folder / "model_fp32.onnx"
+    models = []
+    if source.kind == "registry":
+        raw = scratch / "exported.onnx"
+        with progress("exporting to ONNX", 1) as advance:
+            exported = export.export_onnx(source.module, check_inputs, raw, exporter=options.exporter,
+                                          opset=options.opset)
+            advance()
+        simplified = simplify.simplify_onnx(raw, fp32_onnx)
+        exported["parity"] = export.check_parity(
+            source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source)
+        extra = {"pruned_shapes": source.pruned_shapes} if source.pruned_shapes else {}
+        save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict(), **extra)
+        models.append(ModelEntry.of("model_fp32.pt", "pytorch", "fp32", role="reference"))
+    else:
+        exported = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
+        simplified = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
+        parity = compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
+                                       reference_name=f"the input model {source.onnx_path.name}",
+                                       candidate_name="the simplified model")
+        parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
+        exported["parity"] = parity
+    models.append(ModelEntry.of("model_fp32.onnx", "onnxruntime", "fp32"))
+    say(f"fp32 ONNX: {simplified['nodes_before']} -> {simplified['nodes_after']} nodes; parity max normalised diff "
+        f"{exported['parity']['max_normalised_diff']:.1e}")
+    manifest = ArtifactManifest(
+        created=created,
+        model=ModelInfo(source.name, source.kind, source.config, source.weights),
+        input=InputSpec(tuple(source.preprocessing.input_shape), name=export.INPUT_NAME, layout="NCHW",
+                        dtype="float32", dynamic_batch=source.kind == "registry"),
+        output={"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
+        # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
+        classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
+        versions=installed_versions(), models=models, export=exported, simplify=simplified)
+
+    if calibration is None:
+        manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))
+    elif judging is not None:
+        manifest = _plan_int8(folder, scratch, manifest, profile, calibration, judging, options, started)
+    elif profile.quantization.backend == "onnxruntime":
+        manifest = _quantize_for_ort(folder, manifest, profile, calibration, options)
+    else:
+        manifest = _quantize_for_openvino(folder, manifest, profile, calibration)
+    if calibration is not None:
+        manifest = replace(manifest, quantization=replace(manifest.quantization, calibration=calib_record))
+    manifest = replace(manifest, latency_check=_latency_check(folder, manifest, profile, options))
+    tradeoff = _int8_tradeoff(folder, manifest)
+    if tradeoff is not None:
+        manifest = replace(manifest, int8_tradeoff=tradeoff)
+        say(f"{profile.name} has no int8 dot-product: int8 is {tradeoff.size_ratio:.1f}x smaller but may be no "
+            f"faster than fp32; {tradeoff.fp32_model} ships beside it (see REPORT.md)")
+    model, reason = _recommend(manifest.models_for(profile.runtime), manifest.quantization, manifest.latency_check,
+                               manifest.quantization_plan)
+    return replace(manifest, recommended_model=model, recommendation_reason=reason,
+                   build_host=_build_host(manifest, profile))
+
+
+def _build_host(manifest: ArtifactManifest, profile: Target) -> dict:
+    """Where the parity, int8 and latency numbers above were measured, and with which int8 kernels."""
+    int8 = next((m for m in manifest.models_for("onnxruntime") if m.precision == "int8"), None)
+    settings = manifest.quantization.settings if manifest.quantization is not None else {}
+    return build_host_record(runtime=profile.runtime, kernels=int8.x86_int8_kernels if int8 else None,
+                             weight_bits=settings.get("weight_bits"))
+
+
+def _plan_int8(folder, scratch, manifest: ArtifactManifest, profile, calibration, judging, options,
+               started) -> ArtifactManifest:
+    from edgekit.quantize.plan.planner import PlanRequest, plan_int8
+
+    if profile.quantization.backend == "nncf":
+        ir = folder / "openvino"
+        ir.mkdir()
+        manifest = replace(manifest, conversion=convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml"),
+                           models=(*manifest.models, ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32",
+                                                                   companions=("openvino/model_fp32.bin",))))
+    images, labels, evaluation = judging
+    request = PlanRequest(max_drop=options.max_drop, objective=options.objective, budget_seconds=options.plan_budget,
+                          plain_build_seconds=time.monotonic() - started if started is not None else 0.0)
+    return plan_int8(folder, scratch / "plans", manifest, profile, calibration, images, labels, evaluation, request)
+
+
+def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, options) -> ArtifactManifest:
+    settings = profile.quantization
+    if options.calibration_method:
+        settings = replace(settings, calibration_method=options.calibration_method)
+    int8_path = folder / "model_int8.onnx"
+    try:
+        record = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
+    except Int8LoadError as error:  # an int8 some CPU cannot load never ships; fp32 does, with the reason
+        int8_path.unlink(missing_ok=True)
+        warn(f"no int8 model: {error.one_line()}")
+        return replace(manifest, quantization=QuantizationRecord(skipped=f"int8 not shipped: {error.one_line()}"))
+    fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
+    comparison = {**compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
+                                   candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
+    entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8", x86_int8_kernels=EXACT_KERNELS)
+    return replace(manifest, models=(*manifest.models, entry),
+                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
+
+
+def _quantize_for_openvino(folder, manifest: ArtifactManifest, profile, calibration) -> ArtifactManifest:
+    ir = folder / "openvino"
+    ir.mkdir()
+    conversion = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
+    say("quantizing with NNCF")
+    record = quantize_openvino(ir / "model_fp32.xml", ir / "model_int8.xml", calibration, profile.quantization)
+    precision = profile.inference_precision
+    fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
+    int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
+    comparison = {**compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model",
+                                   candidate_name="the int8 OpenVINO model"), "inputs": "calibration images (in-sample)"}
+    entries = (ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32", companions=("openvino/model_fp32.bin",)),
+               ModelEntry.of("openvino/model_int8.xml", "openvino", "int8", companions=("openvino/model_int8.bin",)))
+    return replace(manifest, models=(*manifest.models, *entries), conversion=conversion,
+                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
+
+
+def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, options: BuildOptions) -> LatencyCheck:
+    """A short measured fp32 vs int8 comparison on this host, when the target's ISA is this host's."""
+    if not options.check_latency:
+        return LatencyCheck(measured=False, reason="disabled (--no-latency-check)")
+    if not profile.runs_on_this_host:
+        return LatencyCheck(measured=False, reason=f"this host is {platform.machine()}, the target is "
+                                                   f"{profile.arch}: measure on the board")
+    if (emulated := emulation()) is not None:
+        return LatencyCheck(measured=False, reason=f"this host's CPU is emulated ({emulated}): measure on a real one")
+    rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
+                          threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
+    timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}
+    failed = [f"{r['file']}: {r['error']}" for r in rows if not r.get("ok")]
+    if failed:
+        raise EdgekitError(f"a built model failed to run in {profile.runtime}: {failed[0]}")
+    return LatencyCheck(measured=True, runtime=profile.runtime, threads=profile.threads, batch=1, p50_ms=timings,
+                        int8_speedup=timings["fp32"] / timings["int8"] if "int8" in timings else None)
+
+
+def _int8_tradeoff(folder: Path, manifest: ArtifactManifest) -> Int8Tradeoff | None:
+    """What int8 buys and costs on a CPU without int8 dot-product instructions (e.g. the Pi 4's A72).
+
+    Such CPUs widen int8 products to 16/32-bit lanes, so int8 can run no faster, or slower, than
+    fp32; the file size and the memory the weights occupy still shrink about 4x. None unless the
+    target says it lacks int8 dot-product and an int8 model was built.
+    """
+    target = manifest.target
+    models = {m.precision: m for m in manifest.models_for(target.runtime)}
+    if target.int8_dot_product is not False or "int8" not in models:
+        return None
+    fp32_bytes, int8_bytes = entry_bytes(folder, models["fp32"]), entry_bytes(folder, models["int8"])
+    check = manifest.latency_check
+    return Int8Tradeoff(
+        fp32_model=models["fp32"].file, int8_model=models["int8"].file, fp32_bytes=fp32_bytes, int8_bytes=int8_bytes,
+        size_ratio=fp32_bytes / int8_bytes,
+        latency=(f"int8 {check.int8_speedup:.2f}x fp32 on the build host" if check.measured
+                 else f"not measured: {check.reason if check.reason is not None else 'unknown'}"))
+
+
+def _recommend(entries: tuple[ModelEntry, ...], quantization: QuantizationRecord,
+               check: LatencyCheck, plan=None) -> tuple[str, str]:
+    """(model to deploy, why) among the target runtime's ``entries``: int8 unless it disagrees with
+    fp32 or was measured slower than fp32."""
+    by_precision = {m.precision: m.file for m in entries}
+    if plan is not None:
+        return by_precision["int8" if "int8" in by_precision else "fp32"], f"int8 planner: {plan.reason}"
+    if "int8" not in by_precision:
+        return by_precision["fp32"], "no int8 model was built"
+    agreement = quantization.int8_vs_fp32["top1_agreement"]
+    if agreement < MIN_INT8_AGREEMENT:
+        warn(f"int8 agrees with fp32 on only {100 * agreement:.1f}% of the calibration images "
+             f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model")
+        return by_precision["fp32"], (f"int8 top-1 agrees with fp32 on {100 * agreement:.1f}% of calibration "
+                                      f"images, below {100 * MIN_INT8_AGREEMENT:.0f}%")
+    speedup = check.int8_speedup if check.int8_speedup is not None else 1.0
+    if check.measured and speedup < 1.0:
+        warn(f"int8 is SLOWER than fp32 here ({check.p50_ms['int8']:.2f} ms vs {check.p50_ms['fp32']:.2f} ms "
+             f"p50): the manifest recommends the fp32 model")
+        return by_precision["fp32"], f"int8 measured slower than fp32 on this host ({speedup:.2f}x)"
+    if check.measured:
+        return by_precision["int8"], f"int8 is {check.int8_speedup:.2f}x faster than fp32 here"
+    return by_precision["int8"], "int8 agrees with fp32; latency not measured on this host"
