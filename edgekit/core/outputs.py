@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.core.errors import EdgekitError
+from edgekit.core.processes import is_dead, process_tag
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 << 20
@@ -196,39 +197,6 @@ def _identity(path: Path) -> tuple | None:
 
 # ---- atomic publication ---------------------------------------------------------------------------
 
-def process_tag(pid: int | None = None) -> str:
-    """``PID-STARTTIME``: the start time tells a reused pid from the process that made a folder."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}-{_start_time(pid) or 0}"
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if not fields[0].isalpha():
-            # qemu user-mode makes this file up for the process it runs (state "0", its own start
-            # time): other processes read the kernel's, so a tag with it would look like a reused pid.
-            return None
-        return int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _is_dead(tag: str) -> bool:
-    pid_text, _, start_text = tag.partition("-")
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    started = _start_time(pid)
-    return started is not None and start_text != "0" and str(started) != start_text
-
-
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<tag>\d+-\d+)\.[^.]+\.(?:partial|old)$")
 _TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<tag>\d+-\d+)\.[^.]*\.tmp$")
 _SCRATCH = re.compile(r"^edgekit-(?P<name>[\w-]+)\.(?P<tag>\d+-\d+)\.[^.]+$")
@@ -244,7 +212,7 @@ def _sweep(folder: Path, pattern: re.Pattern, names: tuple[str, ...], *, folders
         if not match or match["name"] not in names or entry.is_symlink():
             continue
         if (entry.is_dir() if folders else entry.is_file()) and entry.lstat().st_uid == os.getuid() \
-                and _is_dead(match["tag"]):
+                and is_dead(match["tag"]):
             if folders:
                 shutil.rmtree(entry, ignore_errors=True)
             else:

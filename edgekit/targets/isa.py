@@ -144,11 +144,9 @@ def build_host_record(*, runtime: str, kernels: str | None = None, weight_bits: 
 def emulation(cpuid: dict | None = None, cpuinfo_features: frozenset | set | None = None) -> str | None:
     """Why this process runs on an emulated CPU, or None. Time measured there says nothing about
     any real CPU's speed (qemu translates every instruction), so latency is not measured there."""
-    try:
-        state = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        state = "R"
-    if not state.isalpha():  # the kernel writes a letter; qemu user mode makes the file up ("0")
+    from edgekit.core.processes import runs_under_qemu
+
+    if runs_under_qemu():
         return "qemu user-mode emulation (its /proc/self/stat is made up)"
     import platform
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from edgekit.core.errors import EdgekitError
-from edgekit.core.outputs import (atomic_folder, owned_by, plan_output_file, plan_output_folder, process_tag,
+from edgekit.core.outputs import (atomic_folder, owned_by, plan_output_file, plan_output_folder,
                                   scratch_folder, sweep_leftovers, write_planned_file)
+from edgekit.core.processes import process_tag
 
 SCHEMA = "edgekit.test/1"
 OWNER = owned_by(SCHEMA)
