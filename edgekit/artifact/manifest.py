@@ -27,9 +27,10 @@ from edgekit.data.preprocessing import Preprocessing
 from edgekit.models._registry import ModelConfig
 from edgekit.models.weights import class_names_problem
 from edgekit.runtimes.board_runner import X86_INT8_KERNELS
+from edgekit.runtimes.names import backend_runtimes, known_runtimes
 
 SCHEMA = "edgekit.artifact.folder/1"
-RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+RUNTIMES = known_runtimes()  # pytorch (the reference) and one per edgekit/backends/ module
 PRECISIONS = ("fp32", "int8")
 FORMATS = {"pytorch": "pytorch-state-dict", "onnxruntime": "onnx", "openvino": "openvino-ir"}
 MAX_THREADS = 1024
@@ -463,8 +464,8 @@ def _target_problem(manifest: dict) -> str | None:
     threads = target.get("threads")
     if not is_integer(threads) or not 1 <= threads <= MAX_THREADS:
         return f"target.threads must be an integer from 1 to {MAX_THREADS}"
-    if target.get("runtime") not in RUNTIMES[1:]:
-        return "target.runtime must be onnxruntime or openvino"
+    if target.get("runtime") not in backend_runtimes():
+        return f"target.runtime must be one of {', '.join(backend_runtimes())}"
     if target.get("inference_precision") is not None and not isinstance(target["inference_precision"], str):
         return "target.inference_precision must be a string"
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,31 +21,13 @@ from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scra
 from edgekit.core.progress import progress, say, warn
 from edgekit.core.versions import BENCH_PACKAGES, installed_versions
 from edgekit.data import ImageSet, labelled_images
-from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS, RunnerError, argv_from_environment
+from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS
 from edgekit.runtimes.board_runner import host_info as machine_info
-from edgekit.runtimes.board_runner import run_worker as run_board_worker
 from edgekit.runtimes.remote.ssh import Board
+from edgekit.runtimes.worker_process import run_worker
 from edgekit.targets.isa import describe_host
 
 REPORT_SCHEMA = "edgekit.bench/1"
-
-
-# A JSON argv put before edgekit's own measurement workers, such as ["qemu-x86_64-static", "-cpu",
-# "Haswell"]. Under qemu user-mode a child x86 process on an x86 host runs natively (binfmt_misc has
-# no entry for the host's own architecture), so a build or bench run under emulation names the
-# emulator here, or its latency workers would measure the real CPU's int8 kernels.
-WORKER_PREFIX = "EDGEKIT_WORKER_PREFIX"
-
-
-def worker_prefix() -> list[str]:
-    try:
-        return argv_from_environment(WORKER_PREFIX, '["qemu-x86_64-static", "-cpu", "Haswell"]') or []
-    except RunnerError as error:
-        raise EdgekitError(str(error)) from None
-
-
-def run_worker(job: dict) -> dict:
-    return run_board_worker(job, [*worker_prefix(), sys.executable, "-m", "edgekit.benchmark.worker"])
 
 
 def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, runs: int, warmup: int,

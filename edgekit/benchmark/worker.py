@@ -2,8 +2,8 @@
 
 Each (model file, runtime) pair runs in its own process so peak RSS is that runtime's alone and
 one runtime's thread pools or allocator state cannot slow another. This module imports only the
-runtime it measures (torch is never imported for ONNX Runtime runs). The measurement loop itself is
-the board runner's, so local and on-board numbers come from the same code.
+runtime it measures, through that runtime's backend (edgekit.backends; torch is never imported for
+ONNX Runtime runs). The measurement loop itself is the board runner's, so local and on-board numbers come from the same code.
 """
 
 from __future__ import annotations
@@ -11,35 +11,32 @@ from __future__ import annotations
 import json
 import sys
 
+from edgekit.backends import backend_class
 from edgekit.runtimes.board_runner import measure_reporting_errors
-from edgekit.runtimes.sessions import openvino_compiled, ort_session
 
 
 def _runner(job: dict):
     runtime, path, threads = job["runtime"], job["model_path"], int(job["threads"])
-    if runtime == "onnxruntime":
-        session = ort_session(path, threads=threads, kernels=job.get("x86_int8_kernels", "exact"))
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
-    if runtime == "openvino":
-        request = openvino_compiled(path, threads=threads, precision=job.get("inference_precision")).create_infer_request()
-        return lambda x: request.infer({0: x})[0]
-    if runtime == "pytorch":
-        import torch
+    if runtime == "pytorch":  # the reference the artifact was built from, not a deployment runtime
+        return _pytorch_runner(path, threads, job)
+    return backend_class(runtime).runner(path, threads, job)  # an unknown runtime: that row's error
 
-        from edgekit.models import ModelConfig, module_from_checkpoint, read_checkpoint
 
-        torch.set_num_threads(threads)
-        checkpoint = read_checkpoint(path)
-        config = checkpoint.config if checkpoint.config is not None else ModelConfig.from_dict(job["model_config"])
-        model = module_from_checkpoint(checkpoint, config=config)
+def _pytorch_runner(path: str, threads: int, job: dict):
+    import torch
 
-        def run(x):
-            with torch.inference_mode():
-                return model(torch.from_numpy(x)).numpy()
+    from edgekit.models import ModelConfig, module_from_checkpoint, read_checkpoint
 
-        return run
-    raise ValueError(f"unknown runtime {runtime!r}")
+    torch.set_num_threads(threads)
+    checkpoint = read_checkpoint(path)
+    config = checkpoint.config if checkpoint.config is not None else ModelConfig.from_dict(job["model_config"])
+    model = module_from_checkpoint(checkpoint, config=config)
+
+    def run(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -25,15 +24,15 @@ from edgekit.core.progress import progress, say, warn
 from edgekit.core.versions import installed_versions
 from edgekit.data import find_images
 from edgekit.models import save_checkpoint
-from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
-from edgekit.quantize.ort import CALIBRATION_METHODS, Int8LoadError, quantize_onnx_static
+from edgekit.backends.base import FP32_ONNX
 from edgekit.quantize.plan.choice import OBJECTIVES
 from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
+from edgekit.quantize.plan.planner import plan_int8
+from edgekit.quantize.plan.request import PlanRequest
 from edgekit.quantize.plan.table import print_plan_table
-from edgekit.runtimes.board_runner import EXACT_KERNELS
 from edgekit.runtimes.compare import compare_logits
-from edgekit.runtimes.sessions import openvino_logits, ort_logits
-from edgekit.targets.isa import build_host_record, emulation
+from edgekit.runtimes.sessions import ort_logits
+from edgekit.targets.isa import build_host_record, why_latency_not_measured_here
 from edgekit.targets.profiles import Target, load_target
 
 PARITY_SAMPLES = 16
@@ -98,10 +97,12 @@ def _check_options(options: BuildOptions, profile: Target) -> None:
     """The Python API's own boundary (the CLI's Click types check the same before this)."""
     if options.calib is None and not options.fp32_only:
         raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
-    if options.calibration_method and profile.quantization.backend == "nncf":
-        raise EdgekitError(f"--calib-method applies to ONNX Runtime targets; {profile.name} quantizes with NNCF")
-    if options.calibration_method not in (None, *CALIBRATION_METHODS):
-        raise EdgekitError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
+    offered = profile.backend().calibration_methods
+    if options.calibration_method and not offered:
+        raise EdgekitError(f"--calib-method does not apply to target {profile.name}: it quantizes with "
+                           f"{profile.quantization.backend}, which has no calibration methods to choose")
+    if options.calibration_method not in (None, *offered):
+        raise EdgekitError(f"--calib-method must be one of {', '.join(offered)}")
     require_int("--calib-size", options.calib_size, 1)
     if options.max_drop is None:
         for given, option in ((options.val, "--val"), (options.plan_budget, "--plan-budget")):
@@ -166,7 +167,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         check_inputs = rng.standard_normal((4, *source.preprocessing.input_shape[1:]), dtype=np.float32)
         check_source = "random normal inputs (no calibration images given)"
 
-    fp32_onnx = folder / "model_fp32.onnx"
+    fp32_onnx = folder / FP32_ONNX
     models = []
     if source.kind == "registry":
         raw = scratch / "exported.onnx"
@@ -188,7 +189,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
                                        candidate_name="the simplified model")
         parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
         exported["parity"] = parity
-    models.append(ModelEntry.of("model_fp32.onnx", "onnxruntime", "fp32"))
+    models.append(ModelEntry.of(FP32_ONNX, "onnxruntime", "fp32"))  # ONNX: every backend's starting point
     say(f"fp32 ONNX: {simplified['nodes_before']} -> {simplified['nodes_after']} nodes; parity max normalised diff "
         f"{exported['parity']['max_normalised_diff']:.1e}")
     manifest = ArtifactManifest(
@@ -201,14 +202,14 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
         versions=installed_versions(), models=models, export=exported, simplify=simplified)
 
+    backend = profile.backend()
+    manifest = backend.prepare(folder, manifest)
     if calibration is None:
         manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))
     elif judging is not None:
-        manifest = _plan_int8(folder, scratch, manifest, profile, calibration, judging, options, started)
-    elif profile.quantization.backend == "onnxruntime":
-        manifest = _quantize_for_ort(folder, manifest, profile, calibration, options)
+        manifest = _plan_int8(folder, scratch, manifest, backend, calibration, judging, options, started)
     else:
-        manifest = _quantize_for_openvino(folder, manifest, profile, calibration)
+        manifest = backend.quantize(folder, manifest, calibration, options.calibration_method)
     if calibration is not None:
         manifest = replace(manifest, quantization=replace(manifest.quantization, calibration=calib_record))
     manifest = replace(manifest, latency_check=_latency_check(folder, manifest, profile, options))
@@ -225,73 +226,27 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
 
 def _build_host(manifest: ArtifactManifest, profile: Target) -> dict:
     """Where the parity, int8 and latency numbers above were measured, and with which int8 kernels."""
-    int8 = next((m for m in manifest.models_for("onnxruntime") if m.precision == "int8"), None)
+    int8 = next((m for m in manifest.models_for(profile.runtime) if m.precision == "int8"), None)
     settings = manifest.quantization.settings if manifest.quantization is not None else {}
     return build_host_record(runtime=profile.runtime, kernels=int8.x86_int8_kernels if int8 else None,
                              weight_bits=settings.get("weight_bits"))
 
 
-def _plan_int8(folder, scratch, manifest: ArtifactManifest, profile, calibration, judging, options,
+def _plan_int8(folder, scratch, manifest: ArtifactManifest, backend, calibration, judging, options,
                started) -> ArtifactManifest:
-    from edgekit.quantize.plan.planner import PlanRequest, plan_int8
-
-    if profile.quantization.backend == "nncf":
-        ir = folder / "openvino"
-        ir.mkdir()
-        manifest = replace(manifest, conversion=convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml"),
-                           models=(*manifest.models, ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32",
-                                                                   companions=("openvino/model_fp32.bin",))))
     images, labels, evaluation = judging
     request = PlanRequest(max_drop=options.max_drop, objective=options.objective, budget_seconds=options.plan_budget,
-                          plain_build_seconds=time.monotonic() - started if started is not None else 0.0)
-    return plan_int8(folder, scratch / "plans", manifest, profile, calibration, images, labels, evaluation, request)
-
-
-def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, options) -> ArtifactManifest:
-    settings = profile.quantization
-    if options.calibration_method:
-        settings = replace(settings, calibration_method=options.calibration_method)
-    int8_path = folder / "model_int8.onnx"
-    try:
-        record = quantize_onnx_static(folder / "model_fp32.onnx", int8_path, calibration, settings)
-    except Int8LoadError as error:  # an int8 some CPU cannot load never ships; fp32 does, with the reason
-        int8_path.unlink(missing_ok=True)
-        warn(f"no int8 model: {error.one_line()}")
-        return replace(manifest, quantization=QuantizationRecord(skipped=f"int8 not shipped: {error.one_line()}"))
-    fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
-    comparison = {**compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
-                                   candidate_name="the int8 ONNX model"), "inputs": "calibration images (in-sample)"}
-    entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8", x86_int8_kernels=EXACT_KERNELS)
-    return replace(manifest, models=(*manifest.models, entry),
-                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
-
-
-def _quantize_for_openvino(folder, manifest: ArtifactManifest, profile, calibration) -> ArtifactManifest:
-    ir = folder / "openvino"
-    ir.mkdir()
-    conversion = convert_to_openvino(folder / "model_fp32.onnx", ir / "model_fp32.xml")
-    say("quantizing with NNCF")
-    record = quantize_openvino(ir / "model_fp32.xml", ir / "model_int8.xml", calibration, profile.quantization)
-    precision = profile.inference_precision
-    fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
-    int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
-    comparison = {**compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model",
-                                   candidate_name="the int8 OpenVINO model"), "inputs": "calibration images (in-sample)"}
-    entries = (ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32", companions=("openvino/model_fp32.bin",)),
-               ModelEntry.of("openvino/model_int8.xml", "openvino", "int8", companions=("openvino/model_int8.bin",)))
-    return replace(manifest, models=(*manifest.models, *entries), conversion=conversion,
-                   quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
+                          plain_build_seconds=time.monotonic() - started if started is not None else 0.0,
+                          latency_not_measured=why_latency_not_measured_here(backend.target))
+    return plan_int8(folder, scratch / "plans", manifest, backend, calibration, images, labels, evaluation, request)
 
 
 def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, options: BuildOptions) -> LatencyCheck:
     """A short measured fp32 vs int8 comparison on this host, when the target's ISA is this host's."""
     if not options.check_latency:
         return LatencyCheck(measured=False, reason="disabled (--no-latency-check)")
-    if not profile.runs_on_this_host:
-        return LatencyCheck(measured=False, reason=f"this host is {platform.machine()}, the target is "
-                                                   f"{profile.arch}: measure on the board")
-    if (emulated := emulation()) is not None:
-        return LatencyCheck(measured=False, reason=f"this host's CPU is emulated ({emulated}): measure on a real one")
+    if (why := why_latency_not_measured_here(profile)) is not None:
+        return LatencyCheck(measured=False, reason=f"{why}: measure on the target itself")
     rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
                           threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
     timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.core.errors import EdgekitError
-from edgekit.targets.profiles import QuantizationSettings
+from edgekit.quantize.settings import NncfQuantizationSettings
 
 
 def convert_to_openvino(source: Path, destination: Path) -> dict:
@@ -24,7 +24,7 @@ def convert_to_openvino(source: Path, destination: Path) -> dict:
 
 
 def quantize_openvino(source_xml: Path, destination: Path, images: np.ndarray,
-                      settings: QuantizationSettings) -> dict:
+                      settings: NncfQuantizationSettings) -> dict:
     import nncf
     import openvino as ov
 

@@ -19,9 +19,8 @@ import numpy as np
 from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import progress, quiet_stdout
 from edgekit.quantize.calibration_runs import collect_histograms, collect_minmax, images_per_run, per_image_bytes
-from edgekit.targets.profiles import QuantizationSettings
+from edgekit.quantize.settings import CALIBRATION_METHODS, OrtQuantizationSettings
 
-CALIBRATION_METHODS = ("minmax", "moving-average", "percentile", "entropy")
 ENTROPY_BINS = {"num_bins": 2048, "num_quantized_bins": 128}
 PERCENTILE = {"num_bins": 2048, "percentile": 99.999}
 MOVING_AVERAGE = {"moving_average": True, "averaging_constant": 0.01}
@@ -63,7 +62,7 @@ def calibration_ranges(model_path: Path, images: np.ndarray, method: str, workdi
 
 
 def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
-                         settings: QuantizationSettings) -> dict:
+                         settings: OrtQuantizationSettings) -> dict:
     """fp32 ONNX -> int8 QDQ ONNX. Returns the settings actually used, for the manifest."""
     with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as tmp:
         ranges = calibration_ranges(source, images, settings.calibration_method, Path(tmp))
@@ -72,7 +71,7 @@ def quantize_onnx_static(source: Path, destination: Path, images: np.ndarray,
     return record
 
 
-def quantize_with_ranges(source: Path, destination: Path, ranges, settings: QuantizationSettings, *,
+def quantize_with_ranges(source: Path, destination: Path, ranges, settings: OrtQuantizationSettings, *,
                          nodes_to_exclude: tuple[str, ...] | list[str] = ()) -> dict:
     """fp32 ONNX -> int8 QDQ ONNX from ranges already computed (``calibration_ranges``' result), so
     that plans differing only in placement share one calibration. Nodes in ``nodes_to_exclude`` stay fp32."""

@@ -122,7 +122,6 @@ def ort_int8_kernels(kernels: str, *, weight_bits: int, saturates: bool) -> str:
 def build_host_record(*, runtime: str, kernels: str | None = None, weight_bits: int | None = None) -> dict:
     """The manifest's ``build_host``: the CPU that the build's accuracy and latency numbers come from
     and, for an ONNX Runtime int8 model on x86, the int8 kernels they were measured with."""
-    import platform
 
     from edgekit.runtimes.board_runner import cpuid_features, int8_saturates_here
 
@@ -159,4 +158,15 @@ def emulation(cpuid: dict | None = None, cpuinfo_features: frozenset | set | Non
     features = probe_local().features if cpuinfo_features is None else cpuinfo_features
     if x86_isa_level(cpuid) != "avx512_vnni" and "avx512_vnni" in features:
         return "CPUID shows no VNNI but /proc/cpuinfo does: an emulated CPU (e.g. qemu -cpu Haswell)"
+    return None
+
+
+def why_latency_not_measured_here(target) -> str | None:
+    """Why the build cannot time models for ``target`` (a Target profile) on this host, or None."""
+    import platform
+
+    if not target.runs_on_this_host:
+        return f"this host is {platform.machine()}, the target is {target.arch}"
+    if (emulated := emulation()) is not None:
+        return f"this host's CPU is emulated ({emulated}), so its time says nothing about a real CPU's"
     return None

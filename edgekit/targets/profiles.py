@@ -8,33 +8,17 @@ import platform
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import NoReturn
 
+from edgekit.backends import backend_class, runtimes
 from edgekit.core.errors import EdgekitError
+from edgekit.quantize.settings import QuantizationSettings
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-RUNTIMES = ("onnxruntime", "openvino")
+RUNTIMES = runtimes()  # edgekit/backends/<runtime>.py
 ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
-
-
-@dataclass(frozen=True)
-class QuantizationSettings:
-    backend: str
-    format: str
-    activation_type: str = "uint8"
-    weight_type: str = "int8"
-    per_channel: bool = True
-    reduce_range: bool = False
-    calibration_method: str = "minmax"
-    preset: str = "performance"
-
-    def to_dict(self) -> dict:
-        if self.backend == "nncf":
-            return {"backend": self.backend, "format": self.format, "preset": self.preset}
-        return {k: getattr(self, k) for k in ("backend", "format", "activation_type", "weight_type",
-                                               "per_channel", "reduce_range", "calibration_method")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +33,10 @@ class Target:
     int8_dot_product: bool | None = None
     rationale: dict = field(default_factory=dict)
     source: str = ""
+
+    def backend(self):
+        """The runtime backend this target chose (edgekit.backends), bound to it."""
+        return backend_class(self.runtime)(self)
 
     @property
     def runs_on_this_host(self) -> bool:
@@ -134,23 +122,24 @@ TOP_LEVEL: dict[str, Rule] = {
     "rationale": (lambda value: isinstance(value, dict), "a table of strings"),
     "quantization": (lambda value: isinstance(value, dict), "a table"),
 }
-QUANTIZATION: dict[str, Rule] = {
-    "backend": _choice("onnxruntime", "nncf"),
-    "format": _choice("qdq", "openvino-ir"),
-    "activation_type": _choice("uint8", "int8"),
-    "weight_type": _choice("uint8", "int8"),
-    "per_channel": _BOOL,
-    "reduce_range": _BOOL,
-    "calibration_method": _choice("minmax", "moving-average", "percentile", "entropy"),
-    "preset": _choice("performance", "mixed"),
-}
 REQUIRED_TOP_LEVEL = ("name", "arch", "runtime", "threads", "quantization")
 REQUIRED_QUANTIZATION = ("backend", "format")
-BACKEND_OF_RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "nncf"}
-FORMAT_OF_BACKEND = {"onnxruntime": "qdq", "nncf": "openvino-ir"}
-# Keys one backend reads and the other ignores: given to the wrong one they would do nothing, silently.
-BACKEND_KEYS = {"onnxruntime": ("activation_type", "weight_type", "per_channel", "reduce_range", "calibration_method"),
-                "nncf": ("preset",)}
+
+
+def _setting_rule(setting: Field) -> Rule:
+    if "choices" in setting.metadata:
+        return _choice(*setting.metadata["choices"])
+    return _BOOL if setting.type in (bool, "bool") else _STRING
+
+
+def quantization_rules() -> dict[str, Rule]:
+    """The [quantization] keys of every backend, from their settings dataclasses (edgekit.quantize.settings)."""
+    backends = [backend_class(runtime) for runtime in RUNTIMES]
+    rules = {"backend": _choice(*(b.quantizer for b in backends)), "format": _choice(*(b.model_format for b in backends))}
+    for backend in backends:
+        for setting in fields(backend.settings_type):
+            rules.setdefault(setting.name, _setting_rule(setting))
+    return rules
 
 
 def _show(value: object) -> str:
@@ -187,21 +176,24 @@ def _parse(data: dict, *, source: str) -> Target:
 
     _check_table(data, TOP_LEVEL, REQUIRED_TOP_LEVEL, "", fail)
     quant = data["quantization"]
-    _check_table(quant, QUANTIZATION, REQUIRED_QUANTIZATION, "quantization.", fail)
+    _check_table(quant, quantization_rules(), REQUIRED_QUANTIZATION, "quantization.", fail)
     for key, text in data.get("rationale", {}).items():
         if not isinstance(text, str):
             fail(f"rationale.{_key(key)} must be a string, got {_show(text)}")
-    runtime, backend = data["runtime"], quant["backend"]
-    if backend != BACKEND_OF_RUNTIME[runtime]:
-        fail(f"quantization.backend must be {BACKEND_OF_RUNTIME[runtime]} for runtime {runtime}, got {backend!r}")
-    if quant["format"] != FORMAT_OF_BACKEND[backend]:
-        fail(f"quantization.format must be {FORMAT_OF_BACKEND[backend]} for backend {backend}, got {quant['format']!r}")
-    for other, keys in BACKEND_KEYS.items():
-        for key in keys:
-            if other != backend and key in quant:
-                fail(f"quantization.{key} applies to the {other} backend only, not {backend}")
-    if "inference_precision" in data and runtime != "openvino":
-        fail(f"inference_precision applies to the openvino runtime only, not {runtime}")
-    fields = {k: v for k, v in data.items() if k not in ("quantization", "rationale")}
-    return Target(quantization=QuantizationSettings(**quant), rationale=dict(data.get("rationale", {})),
-                  source=source, **{"description": "", **fields})
+    backend = backend_class(data["runtime"])
+    if quant["backend"] != backend.quantizer:
+        fail(f"quantization.backend must be {backend.quantizer} for runtime {backend.runtime}, got {quant['backend']!r}")
+    if quant["format"] != backend.model_format:
+        fail(f"quantization.format must be {backend.model_format} for backend {backend.quantizer}, "
+             f"got {quant['format']!r}")
+    # Keys another backend reads: given to this one they would do nothing, silently.
+    for other in (backend_class(name) for name in RUNTIMES if name != backend.runtime):
+        for key in quant:
+            if key not in backend.settings_type.keys() and key in other.settings_type.keys():
+                fail(f"quantization.{key} applies to the {other.quantizer} backend only, not {backend.quantizer}")
+        for key in other.profile_keys:
+            if key in data and key not in backend.profile_keys:
+                fail(f"{key} applies to the {other.runtime} runtime only, not {backend.runtime}")
+    plain = {k: v for k, v in data.items() if k not in ("quantization", "rationale")}
+    return Target(quantization=backend.settings_type(**quant), rationale=dict(data.get("rationale", {})),
+                  source=source, **{"description": "", **plain})

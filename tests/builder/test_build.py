@@ -116,6 +116,16 @@ def test_fp32_only_needs_no_calibration(pattern_data, trained_tiny, tmp_path):
     assert manifest["recommended_model"] == "model_fp32.onnx"
 
 
+def test_fp32_only_for_openvino_ships_the_ir(pattern_data, trained_tiny, tmp_path):
+    """The target's backend converts the fp32 model to its format on every build, not only with int8."""
+    out = build_tiny("openvino", tmp_path / "f", pattern_data, trained_tiny, calib=None, fp32_only=True,
+                     check_latency=False)
+    manifest = read_manifest(out)
+    assert [(m.runtime, m.precision) for m in manifest.models_for("openvino")] == [("openvino", "fp32")]
+    assert manifest.recommended_model == "openvino/model_fp32.xml"
+    assert manifest.conversion is not None
+
+
 def test_missing_calibration_is_refused_before_any_work(pattern_data, trained_tiny, tmp_path):
     with pytest.raises(EdgekitError, match="--calib"):
         build_tiny("cpu", tmp_path / "x", pattern_data, trained_tiny, calib=None)

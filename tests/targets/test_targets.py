@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.core.errors import EdgekitError
-from edgekit.targets.profiles import (QUANTIZATION, TOP_LEVEL, QuantizationSettings, Target, list_targets, load_target)
+from edgekit.backends import backend_class, runtimes
+from edgekit.targets.profiles import TOP_LEVEL, Target, list_targets, load_target, quantization_rules
 
 
 def test_builtin_targets_are_listed_and_valid():
@@ -28,8 +29,9 @@ def test_builtin_profiles_keep_their_values():
 
 
 def test_schema_tables_cover_exactly_the_dataclass_fields():
-    # A field added to the dataclasses but not to the schema would be rejected as an unknown key.
-    assert set(QUANTIZATION) == {f.name for f in dataclasses.fields(QuantizationSettings)}
+    # The [quantization] keys are exactly the fields of the backends' settings dataclasses.
+    settings = [backend_class(runtime).settings_type for runtime in runtimes()]
+    assert set(quantization_rules()) == {f.name for kind in settings for f in dataclasses.fields(kind)}
     assert set(TOP_LEVEL) == {f.name for f in dataclasses.fields(Target)} - {"source"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgekit.artifact.plan_records import TRIED, PlanCandidate
+from edgekit.quantize.plan.request import PlanRequest
 
 OBJECTIVES = ("latency", "size")
 # Plans whose sizes differ by less than this share are the same size to a user (the same weights,
@@ -23,9 +24,9 @@ def fits(candidate: PlanCandidate, max_drop: float) -> bool:
     return candidate.status == TRIED and candidate.drop is not None and candidate.drop <= max_drop + 1e-9
 
 
-def choose(candidates: list[PlanCandidate], *, objective: str, max_drop: float,
-           latency_measured: bool) -> tuple[str, str]:
+def choose(candidates: list[PlanCandidate], request: PlanRequest, *, latency_measured: bool) -> tuple[str, str]:
     """(name of the candidate to ship, why). The fp32 candidate always fits (it is the reference)."""
+    objective, max_drop = request.objective, request.max_drop
     fp32 = next(c for c in candidates if c.precision == "fp32")
     int8_tried = [c for c in candidates if c.precision == "int8" and c.status == TRIED]
     within = [c for c in candidates if fits(c, max_drop)]

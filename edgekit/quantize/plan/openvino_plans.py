@@ -15,14 +15,13 @@ import numpy as np
 
 from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import quiet_stdout
-from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.deadline import call_within
 from edgekit.quantize.plan.trials import FIXED, Trials
-from edgekit.targets.profiles import QuantizationSettings
+from edgekit.quantize.settings import NncfQuantizationSettings
 
 
-def plan_openvino(fp32_xml: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
-                  trials: Trials, *, max_drop: float, precision: str | None, labelled: bool) -> None:
+def plan_openvino(fp32_xml: Path, workdir: Path, calibration: np.ndarray, settings: NncfQuantizationSettings,
+                  trials: Trials, *, precision: str | None, labelled: bool) -> None:
     """Add every OpenVINO candidate the budget allows to ``trials`` (the fp32 IR is already there)."""
     import nncf
 
@@ -32,16 +31,16 @@ def plan_openvino(fp32_xml: Path, workdir: Path, calibration: np.ndarray, settin
         def make() -> Path:
             return _save(_quantize(fp32_xml, calibration, presets[preset]), workdir / name / "model.xml")
 
-        return trials.measure(name, "int8", {"tool": "nncf.quantize", "preset": preset}, make, max_drop=max_drop)
+        return trials.measure(name, "int8", {"tool": "nncf.quantize", "preset": preset}, make)
 
     plain(FIXED, settings.preset)
     if settings.preset != "mixed":
         plain("mixed", "mixed")
-    if any(fits(c, max_drop) for c in trials.candidates if c.precision == "int8"):
+    if trials.any_int8_fits():
         return
 
     truth = trials.truth if trials.truth.ndim == 1 else trials.truth.argmax(1)
-    arguments = (fp32_xml, calibration, trials.judge, truth, settings.preset, max_drop,
+    arguments = (fp32_xml, calibration, trials.judge, truth, settings.preset, trials.max_drop,
                  workdir / "accuracy-control" / "model.xml")
 
     def controlled() -> Path:
@@ -54,8 +53,8 @@ def plan_openvino(fp32_xml: Path, workdir: Path, calibration: np.ndarray, settin
 
     metric = "top-1 against labels" if labelled else "top-1 agreement with fp32"
     trials.measure("accuracy-control", "int8", {"tool": "nncf.quantize_with_accuracy_control",
-                                                "preset": settings.preset, "max_drop_points": max_drop,
-                                                "metric": metric}, controlled, max_drop=max_drop)
+                                                "preset": settings.preset, "max_drop_points": trials.max_drop,
+                                                "metric": metric}, controlled)
 
 
 def _dataset(images: np.ndarray):

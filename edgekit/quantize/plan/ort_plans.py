@@ -21,13 +21,12 @@ import numpy as np
 from edgekit.artifact.plan_records import TRIED
 from edgekit.core.progress import say
 from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges
-from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.deadline import call_within
 from edgekit.quantize.plan.placement import fallback_units, nncf_like_exclusions, nodes_to_fall_back
 from edgekit.quantize.plan.trials import FIXED, Trials
 from edgekit.quantize.plan.x86_kernels import VARIANT, try_kernel_paths
 from edgekit.runtimes.board_runner import int8_saturates_here
-from edgekit.targets.profiles import QuantizationSettings
+from edgekit.quantize.settings import OrtQuantizationSettings
 
 RANKING_IMAGES = 16  # calibration images used to rank tensors by their quantization error
 MAX_FALLBACK_STEPS = 8  # 1, 2, 4 ... 128 groups
@@ -37,8 +36,8 @@ HISTOGRAM_COST_FACTOR = 4.0
 HISTOGRAM_METHODS = ("entropy", "percentile")
 
 
-def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: QuantizationSettings,
-             trials: Trials, *, max_drop: float, x86: bool = False) -> None:
+def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: OrtQuantizationSettings,
+             trials: Trials, *, x86: bool = False) -> None:
     """Add every ORT candidate the budget allows to ``trials`` (the fp32 candidate is already there).
     ``x86``: the target is an x86 CPU, whose int8 kernel paths are candidates too."""
     import onnx
@@ -80,7 +79,7 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
             return path, {"weight_bits": made["weight_bits"]}
 
         new_histograms = method in HISTOGRAM_METHODS and method not in ranges
-        return trials.measure(name, "int8", record, make, max_drop=max_drop,
+        return trials.measure(name, "int8", record, make,
                               cost_factor=HISTOGRAM_COST_FACTOR if new_histograms else 1.0)
 
     fixed_method = settings.calibration_method
@@ -96,10 +95,10 @@ def plan_ort(fp32_path: Path, workdir: Path, calibration: np.ndarray, settings: 
     placement = _best(trials, "placement") or "all"
     for method in ("entropy", "percentile"):
         attempt(f"{method}" + ("+nncf-like" if placement == "nncf-like" else ""), method, placement)
-    if not any(fits(c, max_drop) for c in trials.candidates if c.precision == "int8"):
-        _greedy_fallback(fp32_path, calibration, trials, attempt, max_drop=max_drop)
+    if not trials.any_int8_fits():
+        _greedy_fallback(fp32_path, calibration, trials, attempt)
     if x86:
-        try_kernel_paths(trials, attempt, max_drop=max_drop, saturates=int8_saturates_here())
+        try_kernel_paths(trials, attempt, saturates=int8_saturates_here())
 
 
 def _best(trials: Trials, setting: str):
@@ -108,13 +107,13 @@ def _best(trials: Trials, setting: str):
     return max(tried, key=lambda c: c.accuracy).settings[setting] if tried else None
 
 
-def _greedy_fallback(fp32_path: Path, calibration: np.ndarray, trials: Trials, attempt, *, max_drop: float) -> None:
+def _greedy_fallback(fp32_path: Path, calibration: np.ndarray, trials: Trials, attempt) -> None:
     tried = [c for c in trials.candidates if c.precision == "int8" and c.status == TRIED]
     if not tried or not trials.has_time():
         return
     base = max(tried, key=lambda c: c.accuracy)
     method, placement = base.settings["calibration"], base.settings["placement"]
-    say(f"  plan: no int8 plan within {max_drop:g} points; keeping the most sensitive tensors of {base.name} in fp32")
+    say(f"  plan: no int8 plan within {trials.max_drop:g} points; keeping the most sensitive tensors of {base.name} in fp32")
     units = fallback_units(fp32_path, trials.files[base.name], calibration[:RANKING_IMAGES])
     count = 1
     for _ in range(MAX_FALLBACK_STEPS):
@@ -122,6 +121,6 @@ def _greedy_fallback(fp32_path: Path, calibration: np.ndarray, trials: Trials, a
             break
         nodes = nodes_to_fall_back(units, count)
         candidate = attempt(f"{base.name}+fallback{count}", method, placement, nodes)
-        if candidate.status != TRIED or fits(candidate, max_drop):
+        if candidate.status != TRIED or trials.fits(candidate):
             break
         count *= 2

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgekit.artifact.plan_records import SKIPPED, STOPPED, TRIED, PlanCandidate
 from edgekit.core.progress import say
+from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.deadline import BudgetSpent
 from edgekit.quantize.plan.evaluation import top1_percent
 from edgekit.runtimes.board_runner import EXACT_KERNELS
@@ -25,7 +26,8 @@ FIXED = "fixed"  # the target's own recipe: the candidate a plain build makes
 class Trials:
     """The candidates measured so far, against one clock.
 
-    ``truth`` is the labels of the judging images, or the fp32 model's logits on them (agreement).
+    ``truth`` is the labels of the judging images, or the fp32 model's logits on them (agreement);
+    ``max_drop`` is the request's accuracy budget (points) every candidate is judged against.
     ``logits`` runs a model file on the judging images with the given x86 int8 kernels
     (board_runner.X86_INT8_KERNELS); ``latency`` times it the same way (None: not measured).
     Without a ``budget_seconds`` the budget is set once the fixed recipe has been measured:
@@ -37,6 +39,7 @@ class Trials:
     baseline: float
     logits: Callable[[Path, str], np.ndarray]
     latency: Callable[[Path, str], float] | None
+    max_drop: float
     budget_seconds: float | None = None
     plain_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -61,6 +64,12 @@ class Trials:
         tried = [c.seconds for c in self.candidates if c.precision == "int8" and c.seconds is not None]
         return self.budget_seconds - self.spent - (min(tried) if tried else 0.0)
 
+    def fits(self, candidate: PlanCandidate) -> bool:
+        return fits(candidate, self.max_drop)
+
+    def any_int8_fits(self) -> bool:
+        return any(self.fits(c) for c in self.candidates if c.precision == "int8")
+
     def candidate_named(self, name: str) -> PlanCandidate:
         return next(c for c in self.candidates if c.name == name)
 
@@ -68,7 +77,7 @@ class Trials:
         self.candidates.append(PlanCandidate(name, precision, settings, status=f"{SKIPPED}: {why}"))
 
     def measure(self, name: str, precision: str, settings: dict, make: Callable[[], Path | tuple[Path, dict]], *,
-                max_drop: float, cost_factor: float = 1.0) -> PlanCandidate:
+                cost_factor: float = 1.0) -> PlanCandidate:
         """Make the candidate's model file (``make``: its path, or its path and settings it learnt
         while making it), then measure it with the x86 int8 kernels its settings name (exact unless
         ``x86_int8_kernels`` says otherwise). A candidate whose quantizer fails is recorded as failed,
@@ -101,7 +110,7 @@ class Trials:
         self._max_cost = max(self._max_cost, cost)
         candidate = PlanCandidate(name, precision, settings, TRIED, accuracy=accuracy, drop=drop, p50_ms=p50,
                                   size_bytes=size, seconds=round(cost, 2),
-                                  within_budget=drop <= max_drop + 1e-9)
+                                  within_budget=drop <= self.max_drop + 1e-9)
         self.candidates.append(candidate)
         self.files[name] = path
         self.outputs[name] = outputs

@@ -45,9 +45,9 @@ def variant_base(candidates: list[PlanCandidate], *, max_drop: float, latency_me
     return max(pool, key=lambda c: c.accuracy) if pool else None
 
 
-def try_kernel_paths(trials: Trials, attempt, *, max_drop: float, saturates: bool) -> None:
+def try_kernel_paths(trials: Trials, attempt, *, saturates: bool) -> None:
     """Measure this CPU's other x86 kernel paths on the best plan so far (``attempt``: ort_plans')."""
-    base = variant_base(trials.candidates, max_drop=max_drop, latency_measured=trials.latency is not None)
+    base = variant_base(trials.candidates, max_drop=trials.max_drop, latency_measured=trials.latency is not None)
     if base is None:
         return
     settings = base.settings
@@ -63,4 +63,4 @@ def try_kernel_paths(trials: Trials, attempt, *, max_drop: float, saturates: boo
             source = eight_bit
             trials.measure(f"{source.name}+{ORT_DEFAULT}", "int8",
                            {**source.settings, "x86_int8_kernels": DEFAULT_KERNELS, VARIANT: ORT_DEFAULT},
-                           lambda: trials.files[source.name], max_drop=max_drop)
+                           lambda: trials.files[source.name])

@@ -42,20 +42,21 @@ def test_a_stopped_candidate_is_recorded_and_never_ships(tmp_path):
     import numpy as np
 
     from edgekit.quantize.plan.choice import choose
+    from edgekit.quantize.plan.request import PlanRequest
     from edgekit.quantize.plan.trials import Trials
 
     truth = np.array([0, 1, 1, 0])
     logits = np.eye(2)[truth]
     model = tmp_path / "m.onnx"
     model.write_bytes(b"x")
-    trials = Trials(judge=np.zeros((4, 1)), truth=truth, baseline=100.0, logits=lambda path, kernels: logits, latency=None,
-                    budget_seconds=5)
-    trials.measure("fp32", "fp32", {}, lambda: model, max_drop=1)
+    trials = Trials(judge=np.zeros((4, 1)), truth=truth, baseline=100.0, logits=lambda path, kernels: logits,
+                    latency=None, max_drop=1, budget_seconds=5)
+    trials.measure("fp32", "fp32", {}, lambda: model)
 
     def entropy():
         return call_within(_slow, (60,), trials.seconds_left(), "entropy calibration")
 
-    candidate = trials.measure("entropy", "int8", {}, entropy, max_drop=1)
+    candidate = trials.measure("entropy", "int8", {}, entropy)
     assert candidate.status.startswith("stopped: entropy calibration stopped after")
     assert trials.spent < 30
-    assert choose(trials.candidates, objective="size", max_drop=1, latency_measured=False)[0] == "fp32"
+    assert choose(trials.candidates, PlanRequest(max_drop=1, objective="size"), latency_measured=False)[0] == "fp32"
