@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL = ["EdgekitError", "__version__", "build", "bench"]
 
 BUILD_PARAMETERS = ["model", "target", "out", "weights", "pretrained", "num_classes", "in_channels", "input_size",
-                    "mean", "std", "options"]
+                    "mean", "std", "classes", "options"]
 BENCH_PARAMETERS = ["artifact", "data", "limit", "runs", "warmup", "threads", "json_path", "csv_path",
                     "report_path", "plot_path", "board"]
 
@@ -25,7 +25,7 @@ COMMANDS = {
     "bench": ["--config", "--csv", "--data", "--host", "--identity", "--json", "--known-hosts", "--limit", "--plot",
               "--port", "--remote-python", "--report", "--runs", "--threads", "--trust-new-host", "--warmup",
               "ARTIFACT"],
-    "build": ["--calib", "--calib-method", "--calib-size", "--config", "--exporter", "--force", "--fp32-only",
+    "build": ["--calib", "--calib-method", "--calib-size", "--classes", "--config", "--exporter", "--force", "--fp32-only",
               "--in-channels", "--input-size", "--max-drop", "--mean", "--model", "--no-latency-check",
               "--num-classes", "--objective", "--opset", "--out", "--parity-tol", "--plan-budget", "--pretrained",
               "--std", "--target", "--val", "--val-size", "--weights", "-m", "-o", "-t"],

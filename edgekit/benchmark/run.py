@@ -18,7 +18,7 @@ from edgekit.benchmark.table import csv_text, is_bench_csv
 from edgekit.core.checks import require_int
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
-from edgekit.core.progress import progress, say, warn
+from edgekit.core.progress import progress, say
 from edgekit.core.versions import BENCH_PACKAGES, installed_versions
 from edgekit.data import ImageSet, labelled_images
 from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS
@@ -66,16 +66,15 @@ def load_evaluation_images(data: str | Path, manifest: ArtifactManifest, *, limi
 
 def output_labels(images: ImageSet, manifest: ArtifactManifest, data: str | Path) -> list[int]:
     """Each image's label as the model's output index, matched by class name when the artifact has them."""
-    return labels_as_outputs(images, manifest.classes, manifest.model.config.num_classes if manifest.model.config
-                             else None, data)
+    return labels_as_outputs(images, manifest.classes, data)
 
 
-def labels_as_outputs(images: ImageSet, classes, expected: int | None, data: str | Path) -> list[int]:
+def labels_as_outputs(images: ImageSet, classes, data: str | Path) -> list[int]:
     """Each image's label as the index of the model output of that class name (``classes``).
 
     Folder order is no evidence: a renamed or reordered folder would silently score against the
-    wrong outputs. Without recorded names (a bare state_dict, an ONNX input) the sorted folder
-    order is the only guess, and the count (``expected`` outputs) must at least match.
+    wrong outputs. Without recorded names (a bare state_dict, an ONNX input) nothing says which
+    folder is which output: an error names ``build --classes``, which records them.
     """
     classes = list(classes or [])
     folders = images.classes
@@ -89,12 +88,10 @@ def labels_as_outputs(images: ImageSet, classes, expected: int | None, data: str
             say(f"evaluating on {len(folders)} of the model's {len(classes)} classes")
         output_of = {name: classes.index(name) for name in folders}
         return [output_of[folders[label]] for label in images.labels]
-    if expected is not None and expected != len(folders):
-        raise EdgekitError(f"evaluation data {data} has {len(folders)} class folders, the model has {expected} outputs, "
-                           "and the artifact records no class names to match them by")
-    warn("the artifact records no class names (built from a bare state_dict or an ONNX file): top-1 assumes the "
-         f"i-th class folder of {data} in sorted order is output i")
-    return list(images.labels)
+    # Guessing that sorted folder i is output i would score a model trained on other folders silently wrong.
+    raise EdgekitError(f"the model records no class names (built from a bare state_dict or an ONNX file), so the "
+                       f"class folders of {data} cannot be matched to its outputs: name them with "
+                       "`edgekit build --classes`")
 
 
 REPORT_FILES = (  # option, how edgekit recognises its own earlier file there (which a rerun may replace)

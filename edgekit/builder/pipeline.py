@@ -16,7 +16,8 @@ from edgekit.benchmark.run import labels_as_outputs, measure_models
 from edgekit.builder import export, simplify
 from edgekit.builder.export import OPSETS
 from edgekit.builder.report import write_report
-from edgekit.builder.source import SourceModel, artifact_stem, model_file, resolve_model
+from edgekit.builder.source import (SourceModel, artifact_stem, class_names, model_file, resolve_model,
+                                    with_class_names)
 from edgekit.core.checks import require_int, require_number
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_folder
@@ -24,7 +25,7 @@ from edgekit.core.progress import progress, say, warn
 from edgekit.core.versions import installed_versions
 from edgekit.data import find_images
 from edgekit.models import save_checkpoint
-from edgekit.backends.base import FP32_ONNX
+from edgekit.backends.base import FP32_ONNX, RuntimeBackend
 from edgekit.quantize.plan.choice import OBJECTIVES
 from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
 from edgekit.quantize.plan.planner import plan_int8
@@ -60,12 +61,15 @@ class BuildOptions:
 
 def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
                    pretrained: str | None = None, num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
-                   mean=None, std=None, options: BuildOptions = BuildOptions()) -> Path:
-    """Build the artifact folder and return its path. Nothing is left at ``out`` on failure."""
+                   mean=None, std=None, classes=None, options: BuildOptions = BuildOptions()) -> Path:
+    """Build the artifact folder and return its path. Nothing is left at ``out`` on failure.
+    ``classes``: names of the outputs, in order (``source.class_names``), for weights that record none."""
     started = time.monotonic()
     profile = load_target(target)
-    _check_options(options, profile)
+    backend = profile.backend()  # chosen once: every runtime-specific step below asks it
+    _check_options(options, backend)
     calib = options.calib if not options.fp32_only else None
+    names = class_names(classes)
     planned = None
     if calib is not None:
         available = find_images(calib)  # a missing or empty folder is reported before any work
@@ -78,12 +82,13 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
         "model file": model_file(model), "target profile": profile.source})
     source = resolve_model(model, weights=weights, pretrained=pretrained, num_classes=num_classes,
                            in_channels=in_channels, input_size=input_size, mean=mean, std=std)
+    source = with_class_names(source, names, weights=weights)
     judging = _judging_images(source, planned) if planned is not None else None
     calibration, calib_record = _calibration_images(source, available, options, planned) if calib is not None \
         else (None, None)
     say(f"building {source.name} for target {profile.name} -> {out}")
     with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
-        manifest = _build_into(staging, scratch, source, profile, calibration, calib_record, options,
+        manifest = _build_into(staging, scratch, source, backend, calibration, calib_record, options,
                                judging=judging, started=started)
         write_report(staging, manifest)
         write_manifest(staging, manifest)
@@ -93,14 +98,14 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
     return out
 
 
-def _check_options(options: BuildOptions, profile: Target) -> None:
+def _check_options(options: BuildOptions, backend: RuntimeBackend) -> None:
     """The Python API's own boundary (the CLI's Click types check the same before this)."""
     if options.calib is None and not options.fp32_only:
         raise EdgekitError("int8 quantization needs calibration images: pass --calib DIR (or --fp32-only)")
-    offered = profile.backend().calibration_methods
+    offered, target = backend.calibration_methods, backend.target
     if options.calibration_method and not offered:
-        raise EdgekitError(f"--calib-method does not apply to target {profile.name}: it quantizes with "
-                           f"{profile.quantization.backend}, which has no calibration methods to choose")
+        raise EdgekitError(f"--calib-method does not apply to target {target.name}: it quantizes with "
+                           f"{backend.quantizer}, which has no calibration methods to choose")
     if options.calibration_method not in (None, *offered):
         raise EdgekitError(f"--calib-method must be one of {', '.join(offered)}")
     require_int("--calib-size", options.calib_size, 1)
@@ -130,8 +135,7 @@ def _judging_images(source: SourceModel, planned: PlanImages) -> tuple[np.ndarra
     """The planner's held-out images and their labels as output indices (None: judged by agreement)."""
     labels = None
     if planned.labelled:
-        num_classes = source.config.num_classes if source.config else None
-        labels = np.asarray(labels_as_outputs(planned.judge, source.classes, num_classes, planned.record["source"]))
+        labels = np.asarray(labels_as_outputs(planned.judge, source.classes, planned.record["source"]))
     with progress("loading held-out images for the int8 planner", len(planned.judge)) as advance:
         images = planned.judge.load(source.preprocessing, progress=advance)
     return images, labels, planned.record
@@ -156,9 +160,11 @@ def _calibration_images(source: SourceModel, available, options: BuildOptions,
     return images, record
 
 
-def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Target, calibration: np.ndarray | None,
+def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: RuntimeBackend,
+                calibration: np.ndarray | None,
                 calib_record: CalibrationRecord | None, options: BuildOptions, *, judging=None,
                 started: float | None = None) -> ArtifactManifest:
+    profile = backend.target
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if calibration is not None:
         check_inputs, check_source = calibration[:PARITY_SAMPLES], "calibration images"
@@ -202,7 +208,6 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, profile: Targe
         classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
         versions=installed_versions(), models=models, export=exported, simplify=simplified)
 
-    backend = profile.backend()
     manifest = backend.prepare(folder, manifest)
     if calibration is None:
         manifest = replace(manifest, quantization=QuantizationRecord(skipped="--fp32-only: no int8 model built"))
@@ -289,13 +294,14 @@ def _recommend(entries: tuple[ModelEntry, ...], quantization: QuantizationRecord
     agreement = quantization.int8_vs_fp32["top1_agreement"]
     if agreement < MIN_INT8_AGREEMENT:
         warn(f"int8 agrees with fp32 on only {100 * agreement:.1f}% of the calibration images "
-             f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model")
+             f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model; --max-drop POINTS "
+             "measures other int8 plans against held-out images")
         return by_precision["fp32"], (f"int8 top-1 agrees with fp32 on {100 * agreement:.1f}% of calibration "
                                       f"images, below {100 * MIN_INT8_AGREEMENT:.0f}%")
     speedup = check.int8_speedup if check.int8_speedup is not None else 1.0
     if check.measured and speedup < 1.0:
         warn(f"int8 is SLOWER than fp32 here ({check.p50_ms['int8']:.2f} ms vs {check.p50_ms['fp32']:.2f} ms "
-             f"p50): the manifest recommends the fp32 model")
+             f"p50): the manifest recommends the fp32 model; --max-drop POINTS measures other int8 plans")
         return by_precision["fp32"], f"int8 measured slower than fp32 on this host ({speedup:.2f}x)"
     if check.measured:
         return by_precision["int8"], f"int8 is {check.int8_speedup:.2f}x faster than fp32 here"

@@ -3,16 +3,18 @@ weights or published ``--pretrained`` ones), or an existing ONNX file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgekit.artifact.folder import sha256_file
 from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import say
 from edgekit.data import Preprocessing
+from edgekit.data.folders import class_folder_names
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from edgekit.models import build_model, default_config, get_spec, module_from_checkpoint, read_checkpoint
 from edgekit.models.pretrained import load_pretrained, pretrained_module
+from edgekit.models.weights import class_names_problem
 from edgekit.runtimes.sessions import ort_session
 
 
@@ -26,6 +28,7 @@ class SourceModel:
     weights: dict | None = None  # {"path", "sha256"} of the user's weights (+ "pretrained", "url"), if any
     pruned_shapes: dict | None = None  # layer sizes of a channel-pruned network (see edgekit.prune)
     classes: list[str] | None = None  # class names in output order, when the checkpoint records them
+    onnx_outputs: int | None = None  # an ONNX input's number of logits, when its graph fixes it
 
     @property
     def kind(self) -> str:
@@ -55,6 +58,36 @@ def artifact_stem(model: str) -> str:
     if location == "torchvision":
         return function
     return f"{Path(location).stem if location.endswith('.py') else location}-{function}"
+
+
+def class_names(classes) -> list[str] | None:
+    """``--classes``: names in output order, as a list, "a,b,c", or an ImageFolder tree (its sorted class
+    folders, the order training on it numbers them). None: not given."""
+    if classes is None:
+        return None
+    if isinstance(classes, (list, tuple)):
+        names = list(classes)
+    elif Path(classes).is_dir():
+        names = class_folder_names(classes, purpose="--classes folder")
+    else:
+        names = [name.strip() for name in str(classes).split(",")]
+    problem = class_names_problem(names, None)
+    if problem:
+        raise EdgekitError(f"--classes: {problem.replace(repr('classes'), 'class names')} (give a,b,c or a class folder)")
+    return names
+
+
+def with_class_names(source: SourceModel, names: list[str] | None, *, weights=None) -> SourceModel:
+    """``source`` with its outputs named by ``names`` (``class_names``' result), checked against the model."""
+    if names is None:
+        return source
+    outputs = source.config.num_classes if source.config is not None else source.onnx_outputs
+    if outputs is not None and len(names) != outputs:
+        raise EdgekitError(f"--classes names {len(names)} classes, the model has {outputs} outputs")
+    if source.classes is not None and list(source.classes) != names:
+        raise EdgekitError(f"--classes disagrees with the class names {weights or 'the weights'} records "
+                           f"({', '.join(source.classes[:6])}{' ...' if len(source.classes) > 6 else ''})")
+    return replace(source, classes=names)
 
 
 def resolve_model(model: str, *, weights: str | Path | None = None, pretrained: str | None = None,
@@ -200,4 +233,6 @@ def _onnx_source(path: Path, *, input_size, mean, std) -> SourceModel:
                                       mean=tuple(mean or default_mean), std=tuple(std or default_std))
     except ValueError as error:
         raise EdgekitError(str(error)) from None
-    return SourceModel(name=path.stem, preprocessing=preprocessing, onnx_path=path)
+    logits = outputs[0].type.tensor_type.shape.dim
+    fixed = logits[-1].dim_value if len(logits) and logits[-1].HasField("dim_value") else None
+    return SourceModel(name=path.stem, preprocessing=preprocessing, onnx_path=path, onnx_outputs=fixed)

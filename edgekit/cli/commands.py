@@ -21,6 +21,7 @@ from edgekit.cli.support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, S
 from edgekit.core.errors import EdgekitError
 from edgekit.demo import run_demo
 from edgekit.diff.table import print_diff_report
+from edgekit.quantize.settings import CALIBRATION_METHODS
 from edgekit.runtimes.remote.ssh import Board
 from edgekit.targets.isa import probe_local
 from edgekit.targets.probe import probe_board
@@ -139,7 +140,7 @@ def targets_command(probe: bool, board) -> None:
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgekit targets`) or a .toml path.")
 @click.option("--calib", type=click.Path(), help="Calibration images: ImageFolder tree or flat folder.")
 @click.option("--calib-size", type=COUNT, default=300, show_default=True, help="Images drawn (deterministically) for calibration.")
-@click.option("--calib-method", type=click.Choice(["minmax", "moving-average", "percentile", "entropy"]),
+@click.option("--calib-method", type=click.Choice(CALIBRATION_METHODS),
               help="Override the target's calibration method (ONNX Runtime targets).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict or edgekit checkpoint (loaded weights_only).")
 @click.option("--pretrained", is_flag=False, flag_value="DEFAULT", default=None, metavar="[TAG]",
@@ -147,6 +148,9 @@ def targets_command(probe: bool, board) -> None:
                    "from the torch hub cache or downloaded into it.")
 @click.option("--out", "-o", type=click.Path(), help="Artifact folder [default: artifacts/<model>-<target>].")
 @click.option("--num-classes", type=NUM_CLASSES, help="Classifier size [default: the model's].")
+@click.option("--classes", metavar="NAMES|DIR", help="Names of the outputs in order, as a,b,c or the training "
+              "ImageFolder (its sorted class folders), for weights or an .onnx that record none [default: the "
+              "checkpoint's]. bench, diff and --val match class folders to outputs by these names.")
 @click.option("--in-channels", type=ImageChannels(), help="Input channels, 1 or 3 [default: the model's].")
 @click.option("--input-size", type=INPUT_SIZE, help="Square input size in pixels [default: the model's].")
 @click.option("--mean", callback=float_list(), help="Per-channel mean, e.g. 0.485,0.456,0.406.")
@@ -167,9 +171,9 @@ def targets_command(probe: bool, board) -> None:
               help="With --max-drop: wall-clock budget for the candidates [default: 6x a plain build, >= 60 s].")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def build_command(model, target, calib, calib_size, calib_method, weights, pretrained, out, num_classes, in_channels,
-                  input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size, objective,
-                  plan_budget, no_latency_check, force) -> None:
+def build_command(model, target, calib, calib_size, calib_method, weights, pretrained, out, num_classes, classes,
+                  in_channels, input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size,
+                  objective, plan_budget, no_latency_check, force) -> None:
     """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target."""
     from edgekit.builder.pipeline import BuildOptions, build_artifact
 
@@ -178,7 +182,8 @@ def build_command(model, target, calib, calib_size, calib_method, weights, pretr
                            max_drop=max_drop, val=val, val_size=val_size, objective=objective,
                            plan_budget=plan_budget, check_latency=not no_latency_check, force=force)
     path = build_artifact(model, target, out, weights=weights, pretrained=pretrained, num_classes=num_classes,
-                          in_channels=in_channels, input_size=input_size, mean=mean, std=std, options=options)
+                          in_channels=in_channels, input_size=input_size, mean=mean, std=std, classes=classes,
+                          options=options)
     click.echo(str(path))
 
 

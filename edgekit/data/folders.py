@@ -211,6 +211,17 @@ def _top_level(root: Path, purpose: str) -> tuple[list[str], bool, int]:
     return sorted(folders), has_images, others
 
 
+def class_folder_names(directory: str | Path, *, purpose: str) -> list[str]:
+    """The classes of an ImageFolder tree in label order: its non-hidden sub-folders, sorted by name."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise EdgekitError(f"{purpose} {root} is not a folder")
+    folders = _top_level(root, purpose)[0]
+    if not folders:
+        raise EdgekitError(f"{purpose} {root} has no class sub-folders")
+    return folders
+
+
 def find_images(directory: str | Path, *, purpose: str = "calibration") -> ImageSet:
     """Every image under ``directory`` (recursively), labelled if it is an ImageFolder tree."""
     root = Path(directory)

@@ -71,25 +71,44 @@ def test_the_manifest_carries_the_checkpoint_class_names(cpu_artifact):
     assert read_manifest(cpu_artifact).to_dict()["classes"] == ["blob", "checker", "horizontal", "vertical"]
 
 
-def test_without_class_names_a_count_mismatch_is_an_error(pattern_data, trained_tiny, tmp_path):
-    import shutil
-
+def test_without_class_names_bench_asks_for_them_and_build_classes_records_them(pattern_data, trained_tiny, tmp_path):
+    """No guess from folder order: a bare state_dict's outputs are matched to folders only once
+    ``build --classes`` has named them (a list, or the training ImageFolder's sorted class folders)."""
     import torch
 
+    from edgekit.artifact.folder import read_manifest
     from edgekit.builder.pipeline import BuildOptions, build_artifact
 
     state = torch.load(trained_tiny["checkpoint"], weights_only=True)
     bare = tmp_path / "bare.pt"
     torch.save(state["state_dict"], bare)  # a bare state_dict knows no class names
-    artifact = build_artifact("tiny_cnn", "cpu", tmp_path / "art", weights=bare, num_classes=4,
-                              options=BuildOptions(calib=pattern_data["train"], calib_size=16, check_latency=False))
-    three = tmp_path / "three"
-    shutil.copytree(pattern_data["val"], three)
-    shutil.rmtree(three / "blob")
-    with pytest.raises(EdgekitError, match="3 class folders, the model has 4 outputs"):
-        bench_artifact(artifact, data=three, runs=2, warmup=0)
-    report = bench_artifact(artifact, data=pattern_data["val"], runs=2, warmup=0)  # counts match: sorted order
+    options = BuildOptions(calib=pattern_data["train"], calib_size=16, check_latency=False)
+    unnamed = build_artifact("tiny_cnn", "cpu", tmp_path / "unnamed", weights=bare, num_classes=4, options=options)
+    with pytest.raises(EdgekitError, match="records no class names.*build --classes"):
+        bench_artifact(unnamed, data=pattern_data["val"], runs=2, warmup=0)
+
+    named = build_artifact("tiny_cnn", "cpu", tmp_path / "named", weights=bare, num_classes=4,
+                           classes=str(pattern_data["train"]), options=options)
+    assert read_manifest(named).classes == ("blob", "checker", "horizontal", "vertical")
+    report = bench_artifact(named, data=pattern_data["val"], runs=2, warmup=0)
     assert all(row["ok"] for row in report["results"])
+    trained = [r["top1"] for r in report["results"] if r.get("top1") is not None]
+    assert trained and min(trained) > 0.5  # the trained net (4 classes), scored against the right outputs
+
+
+@pytest.mark.parametrize("classes,fragment", [
+    ("a,b,c", "--classes names 3 classes, the model has 4 outputs"),
+    ("a,b,,d", "--classes: class names must be a list of distinct"),
+    ("a,b,a,d", "--classes: class names must be a list of distinct"),
+    ("vertical,horizontal,checker,blob", "--classes disagrees with the class names"),
+])
+def test_bad_class_names_are_refused_before_any_work(pattern_data, trained_tiny, tmp_path, classes, fragment):
+    from edgekit.builder.pipeline import BuildOptions, build_artifact
+
+    with pytest.raises(EdgekitError, match=fragment):
+        build_artifact("tiny_cnn", "cpu", tmp_path / "art", weights=trained_tiny["checkpoint"], classes=classes,
+                       options=BuildOptions(fp32_only=True, check_latency=False))
+    assert not (tmp_path / "art").exists()
 
 
 def test_report_and_plot_are_written_and_replaced_only_when_edgekit_wrote_them(cpu_artifact, pattern_data, tmp_path):

@@ -14,8 +14,8 @@ SMALL = BuildOptions(calib_size=16, check_latency=False)
 def build_and_bench(model, out, pattern_data, **model_options):
     from dataclasses import replace
 
-    build_artifact(model, "cpu", out, num_classes=4, input_size=32, options=replace(SMALL, calib=pattern_data["train"]),
-                   **model_options)
+    build_artifact(model, "cpu", out, num_classes=4, input_size=32, classes=str(pattern_data["train"]),
+                   options=replace(SMALL, calib=pattern_data["train"]), **model_options)
     report = bench_artifact(out, data=pattern_data["val"], limit=16, runs=3, warmup=1)
     assert all(row.get("ok") for row in report["results"]), report["results"]
     assert {row["runtime"] for row in report["results"]} == {"pytorch", "onnxruntime"}
@@ -25,6 +25,7 @@ def build_and_bench(model, out, pattern_data, **model_options):
 def test_a_torchvision_network_builds_and_benches(pattern_data, tmp_path):
     manifest = build_and_bench("torchvision:mobilenet_v3_small", tmp_path / "art", pattern_data)
     assert manifest.model.config.name == "torchvision:mobilenet_v3_small" and manifest.model.config.num_classes == 4
+    assert manifest.classes == ("blob", "checker", "horizontal", "vertical")  # --classes, from the folder
     # MobileNet_V3_Small_Weights.DEFAULT: resize 256, crop 224, bilinear; scaled to the 32 px input.
     assert (manifest.preprocessing.input_size, manifest.preprocessing.resize) == ((32, 32), 37)
     assert manifest.preprocessing.interpolation == "bilinear"

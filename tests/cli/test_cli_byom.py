@@ -53,7 +53,7 @@ def test_my_net_builds_and_benches_from_a_relative_path(pattern_data, tmp_path, 
     write_net(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = run("build", "-m", "my_net.py:build", "--input-size", 32, "-t", "cpu", "--calib", pattern_data["train"],
-                 "--calib-size", 8, "--num-classes", 4, "--no-latency-check")
+                 "--calib-size", 8, "--num-classes", 4, "--classes", pattern_data["train"], "--no-latency-check")
     assert result.exit_code == 0, result.output
     out = tmp_path / "artifacts" / "my_net-build-cpu"
     assert json.loads((out / "manifest.json").read_text())["model"]["config"]["name"] == "my_net.py:build"
