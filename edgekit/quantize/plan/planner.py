@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
+from edgekit.artifact.records import LogitComparison
 from edgekit.artifact.plan_records import QuantizationPlan
 from edgekit.core.progress import progress, say
 from edgekit.quantize.plan.choice import choose, fits
@@ -149,8 +150,8 @@ def _ship(folder: Path, manifest: ArtifactManifest, profile: Target, trials: Tri
         settings = {**profile.quantization.to_dict(), "calibration_method": candidate.settings["calibration"],
                     "tool": "onnxruntime.quantization.quantize_static", **candidate.settings}
     settings.update(calibration_images=calibration_images, plan=chosen)
-    comparison = {**compare_logits(reference, trials.outputs[chosen], reference_name="the fp32 model",
-                                   candidate_name="the int8 model"),
-                  "inputs": "held-out images (never calibrated on)"}
+    comparison = LogitComparison.of(compare_logits(reference, trials.outputs[chosen], reference_name="the fp32 model",
+                                                   candidate_name="the int8 model"),
+                                    inputs="held-out images (never calibrated on)")
     return replace(manifest, models=(*manifest.models, entry),
                    quantization=QuantizationRecord(settings, int8_vs_fp32=comparison))
