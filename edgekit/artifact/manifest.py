@@ -24,7 +24,8 @@ from msgspec import Meta
 
 from edgekit.artifact.codec import Record, read_as
 from edgekit.artifact.plan_records import QuantizationPlan
-from edgekit.artifact.records import ConversionRecord, ExportRecord, LogitComparison, OutputSpec, SimplifyRecord, Versions
+from edgekit.artifact.records import (ConversionRecord, ExportRecord, LogitComparison, OutputSpec, SimplifyRecord,
+                                      Versions)
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import MANIFEST
 from edgekit.data.preprocessing import Preprocessing
@@ -213,7 +214,8 @@ class ArtifactManifest(Record):
     preprocessing: Preprocessing
     target: TargetRecord
     versions: Versions | None = None
-    build_host: Mapping[str, Any] | None = None  # the CPU every number of the build was measured on (isa.build_host_record)
+    # The CPU every number of the build was measured on (edgekit.targets.isa.build_host_record).
+    build_host: Mapping[str, Any] | None = None
     models: Annotated[tuple[ModelEntry, ...], Meta(min_length=1)]
     export: ExportRecord | None = None
     simplify: SimplifyRecord | None = None

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import artifact_owner, entry_bytes, write_manifest
-from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec
 from edgekit.artifact.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck,
                                        ModelEntry, ModelInfo, QuantizationRecord, TargetRecord)
+from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec
 from edgekit.benchmark.run import labels_as_outputs, measure_models
 from edgekit.builder import export, simplify
 from edgekit.builder.export import OPSETS
@@ -260,8 +260,10 @@ def _quantize_for_ort(folder, manifest: ArtifactManifest, profile, calibration, 
         warn(f"no int8 model: {error.one_line()}")
         return replace(manifest, quantization=QuantizationRecord(skipped=f"int8 not shipped: {error.one_line()}"))
     fp32 = ort_logits(folder / "model_fp32.onnx", calibration)
-    comparison = LogitComparison.of(compare_logits(fp32, ort_logits(int8_path, calibration), reference_name="the fp32 ONNX model",
-                                   candidate_name="the int8 ONNX model"), inputs="calibration images (in-sample)")
+    comparison = LogitComparison.of(compare_logits(fp32, ort_logits(int8_path, calibration),
+                                                   reference_name="the fp32 ONNX model",
+                                                   candidate_name="the int8 ONNX model"),
+                                    inputs="calibration images (in-sample)")
     entry = ModelEntry.of("model_int8.onnx", "onnxruntime", "int8", x86_int8_kernels=EXACT_KERNELS)
     return replace(manifest, models=(*manifest.models, entry),
                    quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
@@ -277,7 +279,8 @@ def _quantize_for_openvino(folder, manifest: ArtifactManifest, profile, calibrat
     fp32 = openvino_logits(ir / "model_fp32.xml", calibration, precision=precision)
     int8 = openvino_logits(ir / "model_int8.xml", calibration, precision=precision)
     comparison = LogitComparison.of(compare_logits(fp32, int8, reference_name="the fp32 OpenVINO model",
-                                   candidate_name="the int8 OpenVINO model"), inputs="calibration images (in-sample)")
+                                                   candidate_name="the int8 OpenVINO model"),
+                                    inputs="calibration images (in-sample)")
     entries = (ModelEntry.of("openvino/model_fp32.xml", "openvino", "fp32", companions=("openvino/model_fp32.bin",)),
                ModelEntry.of("openvino/model_int8.xml", "openvino", "int8", companions=("openvino/model_int8.bin",)))
     return replace(manifest, models=(*manifest.models, *entries), conversion=conversion,

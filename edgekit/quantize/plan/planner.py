@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
-from edgekit.artifact.records import LogitComparison
 from edgekit.artifact.plan_records import QuantizationPlan
+from edgekit.artifact.records import LogitComparison
 from edgekit.core.progress import progress, say
 from edgekit.quantize.plan.choice import choose, fits
 from edgekit.quantize.plan.evaluation import top1_percent
