@@ -11,6 +11,7 @@ import (about 5 ms on top of the manifest's own imports; see docs/artifact.md).
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import MISSING, Field, fields
 from types import MappingProxyType
@@ -85,17 +86,64 @@ def read_as(kind: type[T], raw: Any, *, at: str = "") -> T:
     try:
         return msgspec.convert(raw, kind)
     except msgspec.ValidationError as error:
-        raise ValueError(located(str(error), at)) from None
+        reported = path, what = _path_and_what(str(error))
+    while "[...]" in path:  # msgspec does not say which key of a mapping: find it
+        named = _name_the_key(kind, raw, path, reported)
+        if named is None:
+            break
+        path = named
+    raise ValueError(_line(f"{at}{path}", what))
 
 
-def located(message: str, at: str = "") -> str:
-    """msgspec's error as "models[0].runtime: invalid enum value 'tvm'": the field first, one line."""
+def _line(path: str, what: str) -> str:
+    """The field first, on one line: "models[0].runtime: invalid enum value 'tvm'"."""
+    path = path.lstrip(".")
+    return f"{path}: {what}" if path else what
+
+
+def _path_and_what(message: str) -> tuple[str, str]:
+    """(".models[0].runtime", "invalid enum value 'tvm'") of msgspec's error message."""
     message = " ".join(message.split())
     match = _LOCATED.match(message)
     what, path = (match["what"], match["path"]) if match else (message, "")
     missing = _MISSING_FIELD.match(what)
     if missing:
         what, path = "required, but missing", f"{path}.{missing['field']}"
-    path = f"{at}{path}".lstrip(".")
-    what = what[:1].lower() + what[1:]
-    return f"{path}: {what}" if path else what
+    return path, what[:1].lower() + what[1:]
+
+
+# One step of a path: .name, [index], ['key'] (a key already named) or [...] (one not yet named).
+_STEP = re.compile(r"""\.(\w+)|\[(\d+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\.\.\.)\]""")
+
+
+def _name_the_key(kind, raw, path: str, reported: tuple[str, str]) -> str | None:
+    """``path`` with its first "[...]" replaced by the key whose value alone fails as ``reported``."""
+    try:  # naming the key is a courtesy: where it cannot be done, "[...]" stays
+        steps = [name or ast.literal_eval(index) for name, index in _STEP.findall(path[:path.index("[...]")])]
+        mapping = _value_at(raw, steps)
+    except (LookupError, TypeError, ValueError, SyntaxError):
+        return None
+    for key in mapping if isinstance(mapping, dict) else ():
+        try:
+            msgspec.convert(_keeping_only(raw, steps, key), kind)
+        except msgspec.ValidationError as error:
+            if _path_and_what(str(error)) == reported:
+                return path.replace("[...]", f"[{key!r}]", 1)
+        except Exception:  # noqa: BLE001 (another record's own check, on this trial copy: not the key sought)
+            continue
+    return None
+
+
+def _value_at(raw, steps: list):
+    for step in steps:
+        raw = raw[step]
+    return raw
+
+
+def _keeping_only(raw, steps: list, key):
+    """A copy of ``raw`` whose mapping at ``steps`` holds ``key`` alone (the rest of ``raw`` is shared)."""
+    if not steps:
+        return {key: raw[key]}
+    copy = dict(raw) if isinstance(raw, dict) else list(raw)
+    copy[steps[0]] = _keeping_only(raw[steps[0]], steps[1:], key)
+    return copy

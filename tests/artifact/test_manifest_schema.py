@@ -77,7 +77,7 @@ REFUSED = {  # what each edit breaks, and the start of the one line that must na
     "simplify without node counts": (lambda m: m["simplify"].pop("nodes_after"), "simplify.nodes_after: required"),
     "int8 comparison not an object": (_set(("quantization", "int8_vs_fp32"), []),
                                       "quantization.int8_vs_fp32: expected `object | null`, got `array`"),
-    "versions not strings": (_set(("versions", "onnx"), 1), "versions[...]: expected `str | null`, got `int`"),
+    "versions not strings": (_set(("versions", "onnx"), 1), "versions['onnx']: expected `str | null`, got `int`"),
     "output without meaning": (lambda m: m["output"].pop("meaning"), "output.meaning: required"),
     "duplicate class names": (_set(("classes",), ["blob", "blob", "horizontal", "vertical"]),
                               "'classes' must be a list of distinct class names"),
