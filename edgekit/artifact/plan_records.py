@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
+
+from edgekit.artifact.codec import Record
 
 TRIED = "tried"
 SKIPPED = "not tried"
@@ -12,7 +13,7 @@ STOPPED = "stopped"  # started, then stopped at the plan budget
 
 
 @dataclass(frozen=True)
-class PlanCandidate:
+class PlanCandidate(Record):
     """One way to make (or not make) the int8 model, and what it measured.
 
     ``accuracy`` is in percent: top-1 on labelled held-out images, or top-1 agreement with the fp32
@@ -22,7 +23,7 @@ class PlanCandidate:
 
     name: str
     precision: str  # "fp32" | "int8"
-    settings: Mapping = field(default_factory=dict)  # calibration, placement, excluded nodes ...
+    settings: Mapping[str, Any] = field(default_factory=dict)  # calibration, placement, excluded nodes ...
     status: str = TRIED  # TRIED, or why not (SKIPPED or STOPPED + reason)
     accuracy: float | None = None
     drop: float | None = None
@@ -31,31 +32,15 @@ class PlanCandidate:
     seconds: float | None = None  # time to make and measure this candidate
     within_budget: bool | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "precision": self.precision, "settings": dict(self.settings),
-                "status": self.status, "accuracy": self.accuracy, "drop": self.drop, "p50_ms": self.p50_ms,
-                "size_bytes": self.size_bytes, "seconds": self.seconds, "within_budget": self.within_budget}
-
-    @classmethod
-    def from_dict(cls, record: dict) -> PlanCandidate:
-        settings = record.get("settings")
-        return cls(str(record.get("name")), str(record.get("precision")),
-                   settings if isinstance(settings, dict) else {}, str(record.get("status", TRIED)),
-                   record.get("accuracy"), record.get("drop"), record.get("p50_ms"), record.get("size_bytes"),
-                   record.get("seconds"), record.get("within_budget"))
-
 
 @dataclass(frozen=True)
-class QuantizationPlan:
+class QuantizationPlan(Record):
     """The planner's whole account: the budget, how accuracy was judged, every candidate, the choice."""
 
     objective: str  # "latency" | "size"
     max_drop: float  # points of accuracy
     metric: str  # what ``accuracy`` means
-    evaluation: Mapping  # the held-out images: source, count, sha256, and how they were kept apart
+    evaluation: Mapping[str, Any]  # the held-out images: source, count, sha256, and how they were kept apart
     baseline_accuracy: float
     latency: str  # how latency was measured, or why it was not
     budget_seconds: float
@@ -64,26 +49,5 @@ class QuantizationPlan:
     chosen: str  # a candidate's name
     reason: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "evaluation", MappingProxyType(dict(self.evaluation)))
-        object.__setattr__(self, "candidates", tuple(self.candidates))
-
     def candidate(self, name: str) -> PlanCandidate:
         return next(c for c in self.candidates if c.name == name)
-
-    def to_dict(self) -> dict:
-        return {"objective": self.objective, "max_drop": self.max_drop, "metric": self.metric,
-                "evaluation": dict(self.evaluation), "baseline_accuracy": self.baseline_accuracy,
-                "latency": self.latency, "budget_seconds": self.budget_seconds,
-                "spent_seconds": self.spent_seconds, "candidates": [c.to_dict() for c in self.candidates],
-                "chosen": self.chosen, "reason": self.reason}
-
-    @classmethod
-    def from_dict(cls, record: dict) -> QuantizationPlan:
-        candidates = record.get("candidates")
-        evaluation = record.get("evaluation")
-        return cls(record.get("objective"), record.get("max_drop"), record.get("metric"),
-                   evaluation if isinstance(evaluation, dict) else {}, record.get("baseline_accuracy"),
-                   record.get("latency"), record.get("budget_seconds"), record.get("spent_seconds"),
-                   tuple(PlanCandidate.from_dict(c) for c in candidates if isinstance(c, dict))
-                   if isinstance(candidates, list) else (), record.get("chosen"), record.get("reason"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
+from edgekit.artifact.records import LogitComparison
 from edgekit.backends.base import RuntimeBackend, with_entries
 from edgekit.core.progress import warn
 from edgekit.quantize.ort import Int8LoadError, quantize_onnx_static
@@ -44,10 +45,10 @@ class OnnxRuntimeBackend(RuntimeBackend):
             int8_path.unlink(missing_ok=True)
             warn(f"no int8 model: {error.one_line()}")
             return replace(manifest, quantization=QuantizationRecord(skipped=f"int8 not shipped: {error.one_line()}"))
-        comparison = {**compare_logits(self.logits(self.fp32_file(folder), calibration),
-                                       self.logits(int8_path, calibration),
-                                       reference_name="the fp32 ONNX model", candidate_name="the int8 ONNX model"),
-                      "inputs": "calibration images (in-sample)"}
+        comparison = LogitComparison.of(
+            compare_logits(self.logits(self.fp32_file(folder), calibration), self.logits(int8_path, calibration),
+                           reference_name="the fp32 ONNX model", candidate_name="the int8 ONNX model"),
+            inputs="calibration images (in-sample)")
         entry = self.entry(INT8_FILE, "int8", x86_int8_kernels=EXACT_KERNELS)
         return with_entries(manifest, entry, quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
+from edgekit.artifact.records import LogitComparison
 from edgekit.backends.base import FP32_ONNX, RuntimeBackend, with_entries
 from edgekit.core.progress import say
 from edgekit.quantize.openvino import convert_to_openvino, quantize_openvino
@@ -48,10 +49,10 @@ class OpenVinoBackend(RuntimeBackend):
         int8_file = folder / self.ir_entry("int8").file
         say("quantizing with NNCF")
         record = quantize_openvino(self.fp32_file(folder), int8_file, calibration, self.target.quantization)
-        comparison = {**compare_logits(self.logits(self.fp32_file(folder), calibration),
-                                       self.logits(int8_file, calibration), reference_name="the fp32 OpenVINO model",
-                                       candidate_name="the int8 OpenVINO model"),
-                      "inputs": "calibration images (in-sample)"}
+        comparison = LogitComparison.of(
+            compare_logits(self.logits(self.fp32_file(folder), calibration), self.logits(int8_file, calibration),
+                           reference_name="the fp32 OpenVINO model", candidate_name="the int8 OpenVINO model"),
+            inputs="calibration images (in-sample)")
         return with_entries(manifest, self.ir_entry("int8"),
                             quantization=QuantizationRecord(record, int8_vs_fp32=comparison))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.benchmark.rows import report_rows
 from edgekit.benchmark.table import COLUMNS, LEFT, SATURATING, SATURATING_NOTE, cell_text, flatten
 
 # The first line of every report edgekit writes: how `--report` recognises a file it may replace.
@@ -28,9 +29,9 @@ def _table(header: list[str], rows: list[list[str]], right: list[bool]) -> list[
 
 def _result_rows(report: dict) -> list[list[str]]:
     rows = []
-    for row in report["results"]:
+    for row in report_rows(report):
         flat = flatten(row)
-        if row.get("ok"):
+        if row.ok:
             rows.append([cell_text(key, flat[key]) for key, _ in COLUMNS])
         else:  # the failure in the p50 column, as the terminal table shows it
             rows.append([flat["file"], flat["runtime"], flat["precision"], cell_text("size_mb", flat["size_mb"]),
@@ -92,7 +93,7 @@ def _host(report: dict) -> list[str]:
         lines.append(f"- ONNX Runtime ran with {options}: this CPU has no VNNI, and without it ORT's "
                      "u8 x s8 int8 kernels saturate (edgekit's int8 numbers are the exact kernels' numbers, "
                      "unless a row's int8 arith says otherwise)")
-    if any(row.get("int8_kernels") == SATURATING for row in report["results"]):
+    if any(row.int8_kernels == SATURATING for row in report_rows(report)):
         lines.append(f"- {SATURATING_NOTE}")
     return lines
 
@@ -109,7 +110,7 @@ def _versions(report: dict) -> list[str]:
 
 
 def _legend(report: dict) -> str:
-    reference = next((row["reference"] for row in report["results"] if row.get("reference")), None)
+    reference = next((row.reference for row in report_rows(report) if row.reference), None)
     return ("MB: model file size. vs fp32: p50 speed-up over the same runtime's fp32 model. vs ORT fp32: p50 "
             "speed-up over ONNX Runtime fp32. RSS MB: peak resident memory of the measuring process. agree: top-1 "
             "agreement with the fp32 reference" + (f" ({reference})." if reference else "."))

@@ -11,6 +11,8 @@ import io
 import textwrap
 from pathlib import Path
 
+from edgekit.benchmark.rows import BenchRow, report_rows
+
 PLOT_SCHEMA = "edgekit.bench-plot/1"  # a PNG text chunk: how `--plot` recognises a file it may replace
 PLOT_KEY = "edgekit"
 COLOURS = {"pytorch": "#d62728", "onnxruntime": "#1f77b4", "openvino": "#2ca02c"}
@@ -21,20 +23,20 @@ _DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, 
 _RINGS = (7, 18, 30, 44, 60)
 
 
-def _metric(points: list[dict]) -> tuple[str, str] | None:
+def _metric(points: list[BenchRow]) -> tuple[str, str] | None:
     """(row key, axis title) of the accuracy measure every plotted row has, or None."""
     for key, title in (("top1", "top-1 accuracy (%)"), ("agreement_with_fp32", "top-1 agreement with fp32 (%)")):
-        if points and all(row.get(key) is not None for row in points):
+        if points and all(getattr(row, key) is not None for row in points):
             return key, title
     return None
 
 
-def _colour(row: dict) -> str:
-    return COLOURS.get(row["runtime"], "0.3")
+def _colour(row: BenchRow) -> str:
+    return COLOURS.get(row.runtime, "0.3")
 
 
-def _label(row: dict) -> str:
-    return f"{row['runtime']} {row['precision']}\n{row['file']}"
+def _label(row: BenchRow) -> str:
+    return f"{row.runtime} {row.precision}\n{row.file}"
 
 
 def _place_labels(axes, points: list[tuple[float, float]], labels: list[str], colours: list[str], renderer) -> None:
@@ -82,16 +84,16 @@ def _place_labels(axes, points: list[tuple[float, float]], labels: list[str], co
         taken.append((box.x0 - 6, box.y0 - 3, box.x1 + 6, box.y1 + 3))  # a gap between neighbouring labels
 
 
-def _panel(axes, rows: list[dict], values: list[float], *, title: str, log_latency: bool, threads: int) -> None:
+def _panel(axes, rows: list[BenchRow], values: list[float], *, title: str, log_latency: bool, threads: int) -> None:
     for row, value in zip(rows, values):
-        axes.scatter(row["latency_ms"]["p50"], value, s=46, zorder=3, color=_colour(row),
-                     marker=MARKERS.get(row["precision"], "D"), edgecolors="black", linewidths=0.5)
+        axes.scatter(row.latency_ms.p50, value, s=46, zorder=3, color=_colour(row),
+                     marker=MARKERS.get(row.precision, "D"), edgecolors="black", linewidths=0.5)
     axes.set_xlabel(f"p50 latency (ms, batch 1, {threads} threads{', log scale' if log_latency else ''})")
     axes.set_ylabel(title)
     axes.grid(True, alpha=0.3)
     axes.margins(x=0.35, y=0.35)
     if log_latency:
-        _log_latency_axis(axes, [row["latency_ms"]["p50"] for row in rows])
+        _log_latency_axis(axes, [row.latency_ms.p50 for row in rows])
     else:  # margins would otherwise reach below 0 ms
         axes.set_xlim(left=max(0.0, axes.get_xlim()[0]))
 
@@ -126,19 +128,20 @@ def bench_figure(report: dict):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = [row for row in report["results"] if row.get("ok") and row.get("latency_ms")]
+    every_row = report_rows(report)
+    rows = [row for row in every_row if row.ok and row.latency_ms is not None]
     metric = _metric(rows)
     figure = Figure(figsize=(13, 5.6) if metric else (7.5, 5.6), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     panels = figure.subplots(1, 2 if metric else 1, squeeze=False)[0]
-    latencies = [row["latency_ms"]["p50"] for row in rows]
+    latencies = [row.latency_ms.p50 for row in rows]
     log_latency = bool(latencies) and max(latencies) / max(min(latencies), 1e-9) > 8
     threads = report["settings"]["threads"]
     series = []
     if metric:
         key, title = metric
-        series.append((panels[0], [100 * row[key] for row in rows], title))
-    series.append((panels[-1], [row["size_mb"] for row in rows], "model file size (MB)"))
+        series.append((panels[0], [100 * getattr(row, key) for row in rows], title))
+    series.append((panels[-1], [row.size_mb for row in rows], "model file size (MB)"))
     for axes, values, title in series:
         _panel(axes, rows, values, title=title, log_latency=log_latency, threads=threads)
     panels[-1].set_ylim(bottom=0)  # sizes compare by ratio: the axis starts at 0 MB
@@ -155,7 +158,7 @@ def bench_figure(report: dict):
     else:
         notes.append(f"Accuracy on {report['settings'].get('eval_images')} evaluation images.")
     notes.append("One point per model file x runtime x precision; colour: runtime, circle: fp32, square: int8.")
-    failed = [f"{row['file']} ({row['runtime']})" for row in report["results"] if not row.get("ok")]
+    failed = [f"{row.file} ({row.runtime})" for row in every_row if not row.ok]
     if failed:
         notes.append("Not plotted (failed): " + ", ".join(failed))
     width = figure.get_figwidth()
@@ -168,7 +171,7 @@ def bench_figure(report: dict):
     renderer = figure.canvas.get_renderer()
     figure.draw_without_rendering()  # the layout engine settles the panel frames before labels are placed
     for axes, values, _ in series:
-        _place_labels(axes, [(row["latency_ms"]["p50"], v) for row, v in zip(rows, values)],
+        _place_labels(axes, [(row.latency_ms.p50, v) for row, v in zip(rows, values)],
                       [_label(row) for row in rows], [_colour(row) for row in rows], renderer)
     figure.set_layout_engine("none")  # keep the frames the labels were placed in
     return figure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from edgekit.artifact.manifest import ArtifactManifest
 from edgekit.benchmark.markdown import is_bench_markdown, render_bench_markdown
 from edgekit.benchmark.plot import is_bench_plot, render_bench_plot
 from edgekit.benchmark.remote import measure_on_board
+from edgekit.benchmark.rows import BenchRow
 from edgekit.benchmark.table import csv_text, is_bench_csv
 from edgekit.core.checks import require_int
 from edgekit.core.errors import EdgekitError
@@ -32,7 +34,7 @@ REPORT_SCHEMA = "edgekit.bench/1"
 
 def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, runs: int, warmup: int,
                    data_path: Path | None = None, max_seconds: float | None = None,
-                   label: str = "benchmarking") -> list[dict]:
+                   label: str = "benchmarking") -> list[BenchRow]:
     """One row per model entry of the manifest (in manifest order)."""
     rows = []
     entries = manifest.models
@@ -50,8 +52,8 @@ def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, ru
             if max_seconds:
                 job["max_seconds"] = max_seconds
             result = run_worker(job)
-            rows.append({"file": entry.file, "runtime": entry.runtime, "precision": entry.precision,
-                         "size_mb": entry_bytes(folder, entry) / 1e6, **result})
+            rows.append(BenchRow.measured({"file": entry.file, "runtime": entry.runtime, "precision": entry.precision,
+                                           "size_mb": entry_bytes(folder, entry) / 1e6}, result))
             advance()
     return rows
 
@@ -135,45 +137,54 @@ def report_files(report: dict, plans: dict[str, PlannedFile]) -> list[tuple[Plan
     return [(plan, render[option]()) for option, plan in plans.items()]
 
 
-def add_comparisons(rows: list[dict], labels: list[int] | None) -> None:
+def add_comparisons(rows: list[BenchRow], labels: list[int] | None) -> list[BenchRow]:
     """Accuracy, agreement with the fp32 reference, and int8 speed-up over the same runtime's fp32."""
-    ok = [r for r in rows if r.get("ok")]
-    reference = next((r for r in ok if r["runtime"] == "pytorch"), None) or next(
-        (r for r in ok if r["precision"] == "fp32"), None)
-    ort_fp32 = next((r for r in ok if r["runtime"] == "onnxruntime" and r["precision"] == "fp32"), None)
-    for row in ok:
-        fp32 = next((r for r in ok if r["runtime"] == row["runtime"] and r["precision"] == "fp32"), None)
-        if row["precision"] != "fp32" and fp32 is not None:
-            row["speedup_vs_fp32"] = fp32["latency_ms"]["p50"] / row["latency_ms"]["p50"]
+    ok = [r for r in rows if r.ok]
+    reference = next((r for r in ok if r.runtime == "pytorch"), None) or next(
+        (r for r in ok if r.precision == "fp32"), None)
+    ort_fp32 = next((r for r in ok if r.runtime == "onnxruntime" and r.precision == "fp32"), None)
+
+    def compared(row: BenchRow) -> BenchRow:
+        if not row.ok:
+            return row
+        found = {}
+        fp32 = next((r for r in ok if r.runtime == row.runtime and r.precision == "fp32"), None)
+        if row.precision != "fp32" and fp32 is not None:
+            found["speedup_vs_fp32"] = fp32.latency_ms.p50 / row.latency_ms.p50
         if ort_fp32 is not None and row is not ort_fp32:
             # The common yardstick across runtimes: ONNX Runtime fp32 of the same network.
-            row["speedup_vs_ort_fp32"] = ort_fp32["latency_ms"]["p50"] / row["latency_ms"]["p50"]
-        predictions = row.get("predictions")
-        if predictions is None:
-            continue
-        if labels is not None:
-            row["top1"] = float(np.mean(np.asarray(predictions) == np.asarray(labels)))
-        if reference is not None and reference.get("predictions") is not None:
-            row["agreement_with_fp32"] = float(np.mean(np.asarray(predictions) == np.asarray(reference["predictions"])))
-            row["reference"] = f"{reference['runtime']} {reference['file']}"
+            found["speedup_vs_ort_fp32"] = ort_fp32.latency_ms.p50 / row.latency_ms.p50
+        if row.predictions is not None:
+            if labels is not None:
+                found["top1"] = float(np.mean(np.asarray(row.predictions) == np.asarray(labels)))
+            if reference is not None and reference.predictions is not None:
+                found["agreement_with_fp32"] = float(np.mean(np.asarray(row.predictions)
+                                                             == np.asarray(reference.predictions)))
+                found["reference"] = f"{reference.runtime} {reference.file}"
+        return replace(row, **found)
+
+    return [compared(row) for row in rows]
 
 
-def label_int8_arithmetic(rows: list[dict], host: dict, weight_bits: int | None) -> None:
+def label_int8_arithmetic(rows: list[BenchRow], host: dict, weight_bits: int | None) -> list[BenchRow]:
     """Say on each ONNX Runtime int8 row whether its numbers are the model's exact int8 arithmetic:
     on an x86 CPU without VNNI (the host's runner then asks for the exact option) 8-bit weights run
     with ORT's defaults, as a plan of ``x86_int8_kernels = ort-default`` asks, may have saturated;
     7-bit weights cannot."""
     saturating_cpu = bool(host.get("ort_session_config"))
-    for row in rows:
-        if not row.get("ok") or row["runtime"] != "onnxruntime" or row["precision"] != "int8":
-            continue
+
+    def labelled(row: BenchRow) -> BenchRow:
+        if not row.ok or row.runtime != "onnxruntime" or row.precision != "int8":
+            return row
         if not saturating_cpu:
-            row["int8_kernels"] = "exact"
-        elif weight_bits == 7:
-            row["int8_kernels"] = "exact (7-bit)"
-        else:
-            exact = row.get("ort_session_config", host["ort_session_config"]).items() >= EXACT_INT8_OPTIONS.items()
-            row["int8_kernels"] = "exact (u8u8)" if exact else "may saturate"
+            return replace(row, int8_kernels="exact")
+        if weight_bits == 7:
+            return replace(row, int8_kernels="exact (7-bit)")
+        config = row.ort_session_config if row.ort_session_config is not None else host["ort_session_config"]
+        return replace(row, int8_kernels="exact (u8u8)" if config.items() >= EXACT_INT8_OPTIONS.items()
+                       else "may saturate")
+
+    return [labelled(row) for row in rows]
 
 
 def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limit: int = 1000,
@@ -207,13 +218,13 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
             host = describe_host(machine_info())
             rows = measure_models(folder, manifest, threads=threads, runs=runs, warmup=warmup, data_path=data_path)
         else:
-            host, rows = measure_on_board(board, folder, manifest, threads=threads, runs=runs, warmup=warmup,
-                                          data_path=data_path)
-    add_comparisons(rows, labels)
-    label_int8_arithmetic(rows, host, manifest.quantization.settings.get("weight_bits")
-                          if manifest.quantization is not None else None)
-    for row in rows:
-        row.pop("predictions", None)
+            host, answers = measure_on_board(board, folder, manifest, threads=threads, runs=runs, warmup=warmup,
+                                             data_path=data_path)
+            rows = [BenchRow.measured({key: answer.get(key) for key in ("file", "runtime", "precision", "size_mb")},
+                                      answer) for answer in answers]
+    rows = add_comparisons(rows, labels)
+    rows = label_int8_arithmetic(rows, host, manifest.quantization.settings.get("weight_bits")
+                                 if manifest.quantization is not None else None)
     report = {
         "schema": REPORT_SCHEMA, "artifact": str(folder), "model": manifest.model.name,
         "target": manifest.target.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -221,7 +232,7 @@ def bench_artifact(artifact: str | Path, *, data: str | Path | None = None, limi
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "batch": 1,
                      "eval_images": len(labels) if labels else 0, "data": str(data) if data is not None else None},
         "recommendation": recommendation(manifest),
-        "results": rows,
+        "results": [replace(row, predictions=None).to_dict() for row in rows],  # predictions served the comparisons
     }
     for plan, content in report_files(report, plans):
         write_planned_file(plan, content)

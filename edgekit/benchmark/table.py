@@ -11,6 +11,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from edgekit.benchmark.rows import BenchRow, report_rows
+
 COLUMNS = [
     ("file", "model file"), ("runtime", "runtime"), ("precision", "prec"), ("size_mb", "MB"),
     ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("mean", "mean ms"),
@@ -18,14 +20,17 @@ COLUMNS = [
     ("top1", "top-1"), ("agreement_with_fp32", "agree"), ("int8_kernels", "int8 arith"),
 ]
 LEFT = ("file", "runtime", "precision")
+LATENCY_COLUMNS = ("p50", "p90", "p99", "mean")  # of the row's latency_ms; every other column is a row field
 MIN_WIDTH = 175  # the table's natural width; narrower consoles (and pipes, 80) would truncate cells
 
 
-def flatten(row: dict) -> dict:
-    flat = {key: row.get(key) for key, _ in COLUMNS}
-    for key in ("p50", "p90", "p99", "mean"):
-        flat[key] = row.get("latency_ms", {}).get(key)
-    flat["error"] = row.get("error")
+def flatten(row: BenchRow) -> dict:
+    """The row's cells by column key, plus its error."""
+    flat = {}
+    for key, _ in COLUMNS:
+        source = row.latency_ms if key in LATENCY_COLUMNS else row
+        flat[key] = getattr(source, key) if source is not None else None
+    flat["error"] = row.error
     return flat
 
 
@@ -60,15 +65,16 @@ def print_bench_table(report: dict, console: Console | None = None) -> None:
                   box=box.SIMPLE_HEAD)
     for key, title in COLUMNS:
         table.add_column(title, justify="left" if key in LEFT else "right", no_wrap=True)
-    for row in report["results"]:
+    rows = report_rows(report)
+    for row in rows:
         flat = flatten(row)
-        if not row.get("ok"):
+        if not row.ok:
             table.add_row(flat["file"], flat["runtime"], flat["precision"], cell_text("size_mb", flat["size_mb"]),
                           f"[red]failed: {flat['error']}[/red]", *["-"] * (len(COLUMNS) - 5))
             continue
         table.add_row(*[cell_text(key, flat[key]) for key, _ in COLUMNS])
     console.print(table)
-    if any(row.get("int8_kernels") == SATURATING for row in report["results"]):
+    if any(row.int8_kernels == SATURATING for row in rows):
         console.print(SATURATING_NOTE)
 
 
@@ -84,7 +90,7 @@ def csv_text(report: dict) -> str:
     handle = io.StringIO(newline="")
     writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    for row in report["results"]:
+    for row in report_rows(report):
         writer.writerow({"model": report["model"], "target": report["target"], **flatten(row)})
     return handle.getvalue()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact.records import ExportRecord, LogitComparison
 from edgekit.core.errors import EdgekitError
 from edgekit.runtimes.compare import compare_logits
 from edgekit.runtimes.sessions import ort_logits
@@ -26,7 +27,7 @@ EXPORTERS = {"legacy": 17, "dynamo": 18}  # the default opset of each
 OPSETS = {"legacy": range(13, 21), "dynamo": range(18, 24)}
 
 
-def export_onnx(model, sample: np.ndarray, path: Path, *, exporter: str = "legacy", opset: int | None = None) -> dict:
+def export_onnx(model, sample: np.ndarray, path: Path, *, exporter: str = "legacy", opset: int | None = None) -> ExportRecord:
     """Write ``model`` (eval mode) to ``path`` with a dynamic batch axis; return what was done."""
     import torch
 
@@ -61,7 +62,7 @@ def export_onnx(model, sample: np.ndarray, path: Path, *, exporter: str = "legac
                 )
     except Exception as error:  # exporters raise many unrelated types for unsupported ops
         raise EdgekitError(f"ONNX export with the {exporter} exporter failed (unsupported op or pattern)") from error
-    return {"exporter": exporter, "opset": opset, "torch": torch.__version__, "dynamic_axes": {"0": "batch"}}
+    return ExportRecord(exporter=exporter, opset=opset, torch=torch.__version__, dynamic_axes={"0": "batch"})
 
 
 def torch_logits(model, images: np.ndarray, batch_size: int = 4) -> np.ndarray:
@@ -76,16 +77,17 @@ def torch_logits(model, images: np.ndarray, batch_size: int = 4) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def check_parity(model, onnx_path: Path, images: np.ndarray, *, tolerance: float, input_source: str) -> dict:
+def check_parity(model, onnx_path: Path, images: np.ndarray, *, tolerance: float, input_source: str) -> LogitComparison:
     """ORT fp32 vs PyTorch on the same inputs; raises when the normalised max difference > tolerance."""
     reference = torch_logits(model.eval(), images)
     candidate = ort_logits(onnx_path, images)
-    result = compare_logits(reference, candidate, reference_name="the PyTorch model",
-                            candidate_name=f"the exported {onnx_path.name} in ONNX Runtime")
-    result.update(tolerance=tolerance, inputs=input_source, passed=result["max_normalised_diff"] <= tolerance)
-    if not result["passed"]:
+    measured = compare_logits(reference, candidate, reference_name="the PyTorch model",
+                              candidate_name=f"the exported {onnx_path.name} in ONNX Runtime")
+    result = LogitComparison.of(measured, tolerance=tolerance, inputs=input_source,
+                                passed=measured["max_normalised_diff"] <= tolerance)
+    if not result.passed:
         raise EdgekitError(
-            f"ONNX parity check failed: max |ORT - PyTorch| / max |logit| = {result['max_normalised_diff']:.2e} "
+            f"ONNX parity check failed: max |ORT - PyTorch| / max |logit| = {result.max_normalised_diff:.2e} "
             f"> tolerance {tolerance:.0e} ({onnx_path.name}); very deep networks may need a larger --parity-tol"
         )
     return result

@@ -10,14 +10,31 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.folder import artifact_owner, entry_bytes, write_manifest
-from edgekit.artifact.manifest import (ArtifactManifest, CalibrationRecord, InputSpec, Int8Tradeoff, LatencyCheck,
-                                       ModelEntry, ModelInfo, QuantizationRecord, TargetRecord)
+from edgekit.artifact.manifest import (
+    ArtifactManifest,
+    CalibrationRecord,
+    InputSpec,
+    Int8Tradeoff,
+    LatencyCheck,
+    ModelEntry,
+    ModelInfo,
+    QuantizationRecord,
+    TargetRecord,
+)
+from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec
+from edgekit.backends.base import FP32_ONNX, RuntimeBackend
 from edgekit.benchmark.run import labels_as_outputs, measure_models
 from edgekit.builder import export, simplify
 from edgekit.builder.export import OPSETS
 from edgekit.builder.report import write_report
-from edgekit.builder.source import (SourceModel, artifact_stem, class_names, model_file, resolve_model,
-                                    with_class_names)
+from edgekit.builder.source import (
+    SourceModel,
+    artifact_stem,
+    class_names,
+    model_file,
+    resolve_model,
+    with_class_names,
+)
 from edgekit.core.checks import require_int, require_number
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import atomic_folder, plan_output_folder, scratch_folder
@@ -25,7 +42,6 @@ from edgekit.core.progress import progress, say, warn
 from edgekit.core.versions import installed_versions
 from edgekit.data import find_images
 from edgekit.models import save_checkpoint
-from edgekit.backends.base import FP32_ONNX, RuntimeBackend
 from edgekit.quantize.plan.choice import OBJECTIVES
 from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
 from edgekit.quantize.plan.planner import plan_int8
@@ -182,28 +198,28 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
                                           opset=options.opset)
             advance()
         simplified = simplify.simplify_onnx(raw, fp32_onnx)
-        exported["parity"] = export.check_parity(
-            source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source)
+        exported = replace(exported, parity=export.check_parity(
+            source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source))
         extra = {"pruned_shapes": source.pruned_shapes} if source.pruned_shapes else {}
         save_checkpoint(folder / "model_fp32.pt", source.config, source.module.state_dict(), **extra)
         models.append(ModelEntry.of("model_fp32.pt", "pytorch", "fp32", role="reference"))
     else:
-        exported = {"exporter": None, "note": f"ONNX input {source.onnx_path} used as given"}
+        exported = ExportRecord(exporter=None, note=f"ONNX input {source.onnx_path} used as given")
         simplified = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
         parity = compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
                                        reference_name=f"the input model {source.onnx_path.name}",
                                        candidate_name="the simplified model")
-        parity.update(reference="the input ONNX model in ONNX Runtime", inputs=check_source)
-        exported["parity"] = parity
+        exported = replace(exported, parity=LogitComparison.of(
+            parity, reference="the input ONNX model in ONNX Runtime", inputs=check_source))
     models.append(ModelEntry.of(FP32_ONNX, "onnxruntime", "fp32"))  # ONNX: every backend's starting point
-    say(f"fp32 ONNX: {simplified['nodes_before']} -> {simplified['nodes_after']} nodes; parity max normalised diff "
-        f"{exported['parity']['max_normalised_diff']:.1e}")
+    say(f"fp32 ONNX: {simplified.nodes_before} -> {simplified.nodes_after} nodes; parity max normalised diff "
+        f"{exported.parity.max_normalised_diff:.1e}")
     manifest = ArtifactManifest(
         created=created,
         model=ModelInfo(source.name, source.kind, source.config, source.weights),
         input=InputSpec(tuple(source.preprocessing.input_shape), name=export.INPUT_NAME, layout="NCHW",
                         dtype="float32", dynamic_batch=source.kind == "registry"),
-        output={"name": export.OUTPUT_NAME, "meaning": "logits (no softmax)"},
+        output=OutputSpec(name=export.OUTPUT_NAME, meaning="logits (no softmax)"),
         # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
         classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
         versions=installed_versions(), models=models, export=exported, simplify=simplified)
@@ -254,8 +270,8 @@ def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, op
         return LatencyCheck(measured=False, reason=f"{why}: measure on the target itself")
     rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
                           threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
-    timings = {r["precision"]: r["latency_ms"]["p50"] for r in rows if r.get("ok")}
-    failed = [f"{r['file']}: {r['error']}" for r in rows if not r.get("ok")]
+    timings = {r.precision: r.latency_ms.p50 for r in rows if r.ok}
+    failed = [f"{r.file}: {r.error}" for r in rows if not r.ok]
     if failed:
         raise EdgekitError(f"a built model failed to run in {profile.runtime}: {failed[0]}")
     return LatencyCheck(measured=True, runtime=profile.runtime, threads=profile.threads, batch=1, p50_ms=timings,
@@ -291,7 +307,7 @@ def _recommend(entries: tuple[ModelEntry, ...], quantization: QuantizationRecord
         return by_precision["int8" if "int8" in by_precision else "fp32"], f"int8 planner: {plan.reason}"
     if "int8" not in by_precision:
         return by_precision["fp32"], "no int8 model was built"
-    agreement = quantization.int8_vs_fp32["top1_agreement"]
+    agreement = quantization.int8_vs_fp32.top1_agreement
     if agreement < MIN_INT8_AGREEMENT:
         warn(f"int8 agrees with fp32 on only {100 * agreement:.1f}% of the calibration images "
              f"(< {100 * MIN_INT8_AGREEMENT:.0f}%): the manifest recommends the fp32 model; --max-drop POINTS "

@@ -28,7 +28,7 @@ X64_EXACT_INT8 = ", ".join(f"{key}={value}" for key, value in EXACT_INT8_OPTIONS
 
 def render_report(manifest: ArtifactManifest) -> str:
     target, model = manifest.target, manifest.model
-    parity = manifest.export["parity"]
+    parity = manifest.export.parity
     simplified = manifest.simplify
     preprocessing = manifest.preprocessing.to_dict()  # rendered as the manifest records it
     lines = [
@@ -49,12 +49,12 @@ def render_report(manifest: ArtifactManifest) -> str:
         f"- Input: {list(manifest.input.shape)} NCHW float32, preprocessing {preprocessing['colour_mode']} "
         f"resized to {preprocessing['input_size']}, mean {preprocessing['mean']}, "
         f"std {preprocessing['std']}.",
-        f"- fp32 ONNX parity ({parity.get('samples')} samples, {parity.get('inputs')}): max |diff| "
-        f"{parity['max_abs_diff']:.2e}, normalised {parity['max_normalised_diff']:.2e}, "
-        f"top-1 agreement {_pct(parity['top1_agreement'])}.",
-        f"- Simplification ({simplified['tool']}): {simplified['nodes_before']} -> "
-        f"{simplified['nodes_after']} nodes"
-        + ("" if simplified["applied"] else f" (not applied: {simplified.get('reason')})") + ".",
+        f"- fp32 ONNX parity ({parity.samples} samples, {parity.inputs}): max |diff| "
+        f"{parity.max_abs_diff:.2e}, normalised {parity.max_normalised_diff:.2e}, "
+        f"top-1 agreement {_pct(parity.top1_agreement)}.",
+        f"- Simplification ({simplified.tool}): {simplified.nodes_before} -> "
+        f"{simplified.nodes_after} nodes"
+        + ("" if simplified.applied else f" (not applied: {simplified.reason})") + ".",
     ]
     quant = manifest.quantization
     if quant.skipped is not None:
@@ -67,9 +67,9 @@ def render_report(manifest: ArtifactManifest) -> str:
             f"- int8 quantization: {settings}.",
             f"- Calibration: {calib.images} of {calib.available} images from `{calib.source}` "
             f"(sha256 {calib.sha256[:16]}...).",
-            f"- int8 vs fp32 on the {check.get('inputs', 'calibration images')}: top-1 agreement "
-            f"{_pct(check['top1_agreement'])}, "
-            f"max normalised logit diff {check['max_normalised_diff']:.3f}.",
+            f"- int8 vs fp32 on the {check.inputs or 'calibration images'}: top-1 agreement "
+            f"{_pct(check.top1_agreement)}, "
+            f"max normalised logit diff {check.max_normalised_diff:.3f}.",
         ]
         lines += _x86_int8_lines(manifest)
     if manifest.build_host:

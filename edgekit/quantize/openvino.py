@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact.records import ConversionRecord
 from edgekit.core.errors import EdgekitError
 from edgekit.quantize.settings import NncfQuantizationSettings
 
 
-def convert_to_openvino(source: Path, destination: Path) -> dict:
+def convert_to_openvino(source: Path, destination: Path) -> ConversionRecord:
     """Write an fp32 IR (``.xml`` + ``.bin``). ``ov.save_model`` would halve weights to fp16 by
     default; an artifact labelled fp32 keeps fp32 weights."""
     import openvino as ov
@@ -20,7 +21,7 @@ def convert_to_openvino(source: Path, destination: Path) -> dict:
     except Exception as error:  # OpenVINO's frontend raises OpConversionFailure and friends
         raise EdgekitError(f"OpenVINO cannot convert {source.name} (unsupported op?)") from error
     ov.save_model(model, str(destination), compress_to_fp16=False)
-    return {"tool": "openvino.convert_model", "openvino": ov.__version__, "weights": "fp32"}
+    return ConversionRecord(tool="openvino.convert_model", openvino=ov.__version__, weights="fp32")
 
 
 def quantize_openvino(source_xml: Path, destination: Path, images: np.ndarray,

@@ -30,6 +30,6 @@ def test_reading_checks_the_schema_first(cpu_artifact):
     record = json.loads((cpu_artifact / "manifest.json").read_text())
     with pytest.raises(EdgekitError, match="expected 'edgekit.artifact.folder/1'"):
         ArtifactManifest.from_dict({**record, "schema": "edgekit.artifact.folder/0"}, where="m.json")
-    with pytest.raises(EdgekitError, match="m.json is not a valid edgekit manifest: 'models' must be"):
+    with pytest.raises(EdgekitError, match="m.json is not a valid edgekit manifest: models: expected `array`"):
         ArtifactManifest.from_dict({**record, "models": []}, where="m.json")
     assert ArtifactManifest.schema == SCHEMA

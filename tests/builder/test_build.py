@@ -4,6 +4,7 @@ import pytest
 
 from edgekit.artifact.folder import MANIFEST, read_manifest, sha256_file
 from edgekit.artifact.manifest import LatencyCheck, ModelEntry, QuantizationRecord
+from edgekit.artifact.records import LogitComparison
 from edgekit.builder.pipeline import _recommend
 from edgekit.core.errors import EdgekitError
 
@@ -137,7 +138,8 @@ def _manifest(fp32_ms: float | None, int8_ms: float | None, agreement: float = 1
     models = [ModelEntry("f.pt", "pytorch", "fp32"), ModelEntry("f.onnx", "onnxruntime", "fp32"),
               ModelEntry("i.onnx", "onnxruntime", "int8")]
     return (tuple(m for m in models if m.runtime == "onnxruntime"),
-            QuantizationRecord(int8_vs_fp32={"top1_agreement": agreement}),
+            QuantizationRecord(int8_vs_fp32=LogitComparison(max_abs_diff=0.1, max_normalised_diff=0.01, mean_abs_diff=0.01,
+                                                            top1_agreement=agreement, samples=32)),
             LatencyCheck(measured=measured, p50_ms={"fp32": fp32_ms, "int8": int8_ms},
                          int8_speedup=fp32_ms / int8_ms if measured else None))
 

@@ -29,7 +29,7 @@ def test_a_torchvision_network_builds_and_benches(pattern_data, tmp_path):
     # MobileNet_V3_Small_Weights.DEFAULT: resize 256, crop 224, bilinear; scaled to the 32 px input.
     assert (manifest.preprocessing.input_size, manifest.preprocessing.resize) == ((32, 32), 37)
     assert manifest.preprocessing.interpolation == "bilinear"
-    assert manifest.export["parity"]["passed"] and manifest.quantization.settings
+    assert manifest.export.parity.passed and manifest.quantization.settings
 
 
 def test_a_user_module_builds_and_benches(pattern_data, tmp_path):

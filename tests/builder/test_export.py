@@ -9,10 +9,10 @@ from edgekit.core.errors import EdgekitError
 def test_export_matches_pytorch_on_the_trained_model(trained_tiny, tmp_path, exporter):
     path = tmp_path / "m.onnx"
     record = export_onnx(trained_tiny["model"], trained_tiny["x_val"], path, exporter=exporter)
-    assert record["opset"] == {"legacy": 17, "dynamo": 18}[exporter]
+    assert record.opset == {"legacy": 17, "dynamo": 18}[exporter]
     parity = check_parity(trained_tiny["model"], path, trained_tiny["x_val"], tolerance=1e-4, input_source="val")
-    assert parity["passed"] and parity["max_normalised_diff"] < 1e-5
-    assert parity["top1_agreement"] == 1.0
+    assert parity.passed and parity.max_normalised_diff < 1e-5
+    assert parity.top1_agreement == 1.0
 
 
 def test_exported_model_takes_any_batch_size(trained_tiny, tmp_path):

@@ -123,9 +123,9 @@ def test_registered_model_exports_quantizes_and_runs_everywhere(name, size, tmp_
     raw, fp32 = tmp_path / "raw.onnx", tmp_path / "fp32.onnx"
     export_onnx(model, images, raw)
     simplified = simplify_onnx(raw, fp32)
-    assert simplified["applied"], simplified
+    assert simplified.applied, simplified
     parity = check_parity(model, fp32, images[16:], tolerance=tolerance, input_source="random normal")
-    assert parity["passed"]
+    assert parity.passed
 
     # The cpu profile's 7-bit weights, and 8-bit ones (the planner's other width; the one that ORT's
     # exact x86 kernels rewrite, and so the one that broke loading): both from one calibration.

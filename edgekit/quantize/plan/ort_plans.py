@@ -22,11 +22,15 @@ from edgekit.artifact.plan_records import TRIED
 from edgekit.core.progress import say
 from edgekit.quantize.ort import calibration_ranges, quantize_with_ranges
 from edgekit.quantize.plan.deadline import call_within
-from edgekit.quantize.plan.placement import fallback_units, nncf_like_exclusions, nodes_to_fall_back
+from edgekit.quantize.plan.placement import (
+    fallback_units,
+    nncf_like_exclusions,
+    nodes_to_fall_back,
+)
 from edgekit.quantize.plan.trials import FIXED, Trials
 from edgekit.quantize.plan.x86_kernels import VARIANT, try_kernel_paths
-from edgekit.runtimes.board_runner import int8_saturates_here
 from edgekit.quantize.settings import OrtQuantizationSettings
+from edgekit.runtimes.board_runner import int8_saturates_here
 
 RANKING_IMAGES = 16  # calibration images used to rank tensors by their quantization error
 MAX_FALLBACK_STEPS = 8  # 1, 2, 4 ... 128 groups

@@ -85,7 +85,10 @@ def fallback_units(fp32_path: Path, int8_path: Path, images: np.ndarray) -> list
     others' rounding. A weight's error is ORT's qdq_loss_debug weight SQNR.
     """
     import onnx
-    from onnxruntime.quantization.qdq_loss_debug import compute_weight_error, create_weight_matching
+    from onnxruntime.quantization.qdq_loss_debug import (
+        compute_weight_error,
+        create_weight_matching,
+    )
 
     from edgekit.runtimes.sessions import ort_session
 

@@ -15,13 +15,19 @@ import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry, QuantizationRecord
 from edgekit.artifact.plan_records import QuantizationPlan
+from edgekit.artifact.records import LogitComparison
 from edgekit.core.progress import progress, say
 from edgekit.quantize.plan.choice import choose
 from edgekit.quantize.plan.evaluation import top1_percent
-from edgekit.quantize.plan.trials import LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP, Trials, kernels_of
 from edgekit.quantize.plan.request import PlanRequest
+from edgekit.quantize.plan.trials import (
+    LATENCY_RUNS,
+    LATENCY_SECONDS,
+    LATENCY_WARMUP,
+    Trials,
+    kernels_of,
+)
 from edgekit.runtimes.compare import compare_logits
-
 
 FINALIST_ROUNDS = 2  # extra timings of the finalists (3 in all, median kept)
 
@@ -111,8 +117,8 @@ def _ship(folder: Path, manifest: ArtifactManifest, backend: PlanningBackend, tr
           reference: np.ndarray, calibration_images: int) -> ArtifactManifest:
     entry, settings = backend.ship(folder, trials.files[chosen], trials.candidate_named(chosen).settings)
     settings.update(calibration_images=calibration_images, plan=chosen)
-    comparison = {**compare_logits(reference, trials.outputs[chosen], reference_name="the fp32 model",
-                                   candidate_name="the int8 model"),
-                  "inputs": "held-out images (never calibrated on)"}
+    comparison = LogitComparison.of(compare_logits(reference, trials.outputs[chosen], reference_name="the fp32 model",
+                                                   candidate_name="the int8 model"),
+                                    inputs="held-out images (never calibrated on)")
     return replace(manifest, models=(*manifest.models, entry),
                    quantization=QuantizationRecord(settings, int8_vs_fp32=comparison))
