@@ -128,6 +128,21 @@ def test_no_class_name_defined_twice():
     assert {cls: where for cls, where in defined.items() if len(where) > 1} == {}
 
 
+# Public top-level names that several modules define on purpose: entry points, the model-source
+# protocol (models/torchvision_zoo.py and models/user_module.py both answer claims/resolve), and the
+# stand-alone board runner's own `bench` command (it imports nothing from edgekit).
+SHARED_FUNCTION_NAMES = {"main", "claims", "resolve", "bench"}
+
+
+def test_no_public_function_name_defined_twice():
+    defined = defaultdict(list)
+    for name, path in _modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+                defined[node.name].append(name)
+    assert {f: where for f, where in defined.items() if len(where) > 1 and f not in SHARED_FUNCTION_NAMES} == {}
+
+
 def test_no_file_over_the_limit():
     long = {str(path.relative_to(PACKAGE.parent)): n for path in PACKAGE.rglob("*.py")
             if (n := len(path.read_text().splitlines())) > MAX_LINES}

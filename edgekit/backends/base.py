@@ -23,7 +23,7 @@ import numpy as np
 
 from edgekit.artifact.manifest import ArtifactManifest, ModelEntry
 from edgekit.quantize.settings import QuantizationSettings
-from edgekit.runtimes.worker_process import run_worker
+from edgekit.runtimes.worker_process import measure_in_worker
 
 FP32_ONNX = "model_fp32.onnx"  # every build's fp32 model, whatever the target's runtime
 
@@ -88,7 +88,7 @@ class RuntimeBackend:
     def latency(self, path: Path, input_shape, *, runs: int, warmup: int, max_seconds: float,
                 kernels: str | None = None) -> float:
         """p50 in ms of ``path`` at ``input_shape`` with the target's threads, in a fresh worker process."""
-        result = run_worker({"runtime": self.runtime, "model_path": str(path), "threads": self.target.threads,
+        result = measure_in_worker({"runtime": self.runtime, "model_path": str(path), "threads": self.target.threads,
                              "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
                              "input_shape": list(input_shape), **self.worker_job(path, kernels)})
         if not result.get("ok"):

@@ -26,7 +26,7 @@ from edgekit.data import ImageSet, labelled_images
 from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS, EXACT_KERNELS
 from edgekit.runtimes.board_runner import host_info as machine_info
 from edgekit.runtimes.remote.ssh import Board
-from edgekit.runtimes.worker_process import run_worker
+from edgekit.runtimes.worker_process import measure_in_worker
 from edgekit.targets.isa import describe_host
 
 REPORT_SCHEMA = "edgekit.bench/1"
@@ -51,7 +51,7 @@ def measure_models(folder: Path, manifest: ArtifactManifest, *, threads: int, ru
             }
             if max_seconds:
                 job["max_seconds"] = max_seconds
-            result = run_worker(job)
+            result = measure_in_worker(job)
             rows.append(BenchRow.measured({"file": entry.file, "runtime": entry.runtime, "precision": entry.precision,
                                            "size_mb": entry_bytes(folder, entry) / 1e6}, result))
             advance()

@@ -21,7 +21,7 @@ from edgekit.core.checks import require_int, require_number
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
 from edgekit.core.progress import say, warn
-from edgekit.runtimes.compare import compare_logits as parity
+from edgekit.runtimes.compare import compare_logits
 from edgekit.runtimes.emulation import check_arch, ensure_arm64_python
 from edgekit.runtimes.sessions import ort_logits
 
@@ -31,12 +31,12 @@ RUNNER_TIMEOUT_PER_SAMPLE_S = 20
 REPORT_SCHEMA = "edgekit.verify/1"
 
 
-def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict:
+def compare_emulated_logits(reference: np.ndarray, other: np.ndarray) -> dict:
     """The build's parity measure (max |diff|, normalised by max |reference logit|, top-1 agreement)
     plus bit-exactness."""
     if reference.shape != other.shape:
         raise EdgekitError(f"emulated outputs have shape {other.shape}, expected {reference.shape}")
-    measured = parity(reference, other)
+    measured = compare_logits(reference, other)
     return {"max_abs_diff": measured["max_abs_diff"], "max_norm_diff": measured["max_normalised_diff"],
             "top1_agreement": measured["top1_agreement"], "bit_exact": bool(np.array_equal(reference, other))}
 
@@ -91,7 +91,7 @@ def verify_artifact(artifact: str | Path, *, arch: str = "arm64", data: str | Pa
             outputs_path = tmp / f"{model.stem}.out.npy"
             python.run_runner("infer", str(model), str(inputs_path), str(outputs_path), "--threads", str(threads),
                               timeout_s=timeout_s, what=f"run of {entry.file}")
-            result = compare_logits(host_logits(model, inputs, threads=threads), np.load(outputs_path))
+            result = compare_emulated_logits(host_logits(model, inputs, threads=threads), np.load(outputs_path))
             result["passed"] = result["top1_agreement"] == 1.0 and result["max_norm_diff"] <= tol
             rows.append({"file": entry.file, "precision": entry.precision, **result})
             if entry.precision == "int8" and not result["bit_exact"]:

@@ -27,6 +27,6 @@ def worker_prefix() -> list[str]:
         raise EdgekitError(str(error)) from None
 
 
-def run_worker(job: dict) -> dict:
+def measure_in_worker(job: dict) -> dict:
     """The worker's result for ``job`` (board_runner.measure's keys; ``ok`` false with ``error`` on failure)."""
     return run_board_worker(job, [*worker_prefix(), sys.executable, "-m", WORKER_MODULE])

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from edgekit.artifact.folder import write_manifest
 from edgekit.artifact.manifest import ArtifactManifest, InputSpec, ModelEntry, ModelInfo, TargetRecord
-from edgekit.builder.verify import compare_logits
+from edgekit.builder.verify import compare_emulated_logits
 from edgekit.cli.commands import cli
 from edgekit.core.errors import EdgekitError
 from edgekit.data import Preprocessing
@@ -116,10 +116,10 @@ def test_runner_failures_are_described_with_the_last_stderr_line(code, fragment)
     assert code == 124 or "qemu: last words" in message
 
 
-def test_compare_logits_measures_relative_difference_and_agreement():
+def test_compare_emulated_logits_measures_relative_difference_and_agreement():
     reference = np.array([[1.0, 2.0], [4.0, -1.0]], dtype=np.float32)
-    assert compare_logits(reference, reference.copy())["bit_exact"]
-    result = compare_logits(reference, reference + np.array([[0.0, 0.0], [-6.0, 0.0]], dtype=np.float32))
+    assert compare_emulated_logits(reference, reference.copy())["bit_exact"]
+    result = compare_emulated_logits(reference, reference + np.array([[0.0, 0.0], [-6.0, 0.0]], dtype=np.float32))
     assert result["max_abs_diff"] == 6.0 and result["max_norm_diff"] == 1.5
     assert result["top1_agreement"] == 0.5 and not result["bit_exact"]
 
