@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL = ["EdgekitError", "__version__", "build", "bench"]
 
 BUILD_PARAMETERS = ["model", "target", "out", "weights", "pretrained", "num_classes", "in_channels", "input_size",
-                    "mean", "std", "classes", "options"]
+                    "mean", "std", "classes", "board", "options"]
 BENCH_PARAMETERS = ["artifact", "data", "limit", "runs", "warmup", "threads", "json_path", "csv_path",
                     "report_path", "plot_path", "board"]
 
@@ -26,9 +26,10 @@ COMMANDS = {
               "--port", "--remote-python", "--report", "--runs", "--threads", "--trust-new-host", "--warmup",
               "ARTIFACT"],
     "build": ["--calib", "--calib-method", "--calib-size", "--classes", "--config", "--exporter", "--force", "--fp32-only",
-              "--in-channels", "--input-size", "--max-drop", "--mean", "--model", "--no-latency-check",
-              "--num-classes", "--objective", "--opset", "--out", "--parity-tol", "--plan-budget", "--pretrained",
-              "--std", "--target", "--val", "--val-size", "--weights", "-m", "-o", "-t"],
+              "--host", "--identity", "--in-channels", "--input-size", "--known-hosts", "--max-drop", "--mean", "--model",
+              "--no-latency-check", "--num-classes", "--objective", "--opset", "--out", "--parity-tol", "--plan-budget",
+              "--port", "--pretrained", "--remote-python", "--std", "--target", "--trust-new-host", "--val",
+              "--val-size", "--weights", "-m", "-o", "-t"],
     "demo": ["--epochs", "--workdir"],
     "diff": ["--data", "--images", "--json", "--no-output-cost", "--output-cost", "--output-images", "--top",
              "ARTIFACT"],

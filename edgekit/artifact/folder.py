@@ -13,7 +13,13 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from edgekit.artifact.manifest import SCHEMA, ArtifactManifest, FileRecord, ModelEntry, safe_name_problem
+from edgekit.artifact.manifest import (
+    SCHEMA,
+    ArtifactManifest,
+    FileRecord,
+    ModelEntry,
+    safe_name_problem,
+)
 from edgekit.core.errors import EdgekitError
 from edgekit.core.hashing import sha256_file  # noqa: F401  (re-exported: edgekit.artifact.folder.sha256_file)
 from edgekit.core.outputs import MANIFEST, owned_by, read_json_object

@@ -24,8 +24,14 @@ from msgspec import Meta
 
 from edgekit.artifact.codec import Record, read_as
 from edgekit.artifact.plan_records import QuantizationPlan
-from edgekit.artifact.records import (ConversionRecord, ExportRecord, LogitComparison, OutputSpec, SimplifyRecord,
-                                      Versions)
+from edgekit.artifact.records import (
+    ConversionRecord,
+    ExportRecord,
+    LogitComparison,
+    OutputSpec,
+    SimplifyRecord,
+    Versions,
+)
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import MANIFEST
 from edgekit.data.preprocessing import Preprocessing
@@ -173,7 +179,7 @@ class QuantizationRecord(Record):
 
 @dataclass(frozen=True)
 class LatencyCheck(Record):
-    """The build's short fp32 vs int8 measurement on the build host (``latency_check``)."""
+    """The build's short fp32 vs int8 measurement on the build host, or on the board (``latency_check``)."""
 
     OMIT_DEFAULTS = True
 
@@ -184,6 +190,8 @@ class LatencyCheck(Record):
     batch: int | None = None
     p50_ms: Mapping[str, float] = field(default_factory=dict)  # precision -> p50 latency
     int8_speedup: float | None = None
+    # ``build --host``: the board it was measured on, as ``bench --host`` describes it (None: the build host).
+    board: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,16 @@ class RuntimeBackend:
     file_format: ClassVar[str]  # the manifest's models[].format of this runtime's model files
     profile_keys: ClassVar[tuple[str, ...]] = ()  # top-level profile keys only this runtime reads
     calibration_methods: ClassVar[tuple[str, ...]] = ()  # what --calib-method may choose (none: not offered)
+    runs_on_board_runner: ClassVar[bool] = False  # its models run in the board runner (build/bench --host)
 
     def __init__(self, target) -> None:
         self.target = target
+        # A BoardTimer (edgekit.runtimes.remote.runner) when the build times models on the board itself.
+        self.board = None
+
+    def timed_where(self) -> str:
+        """Where ``latency`` times models, in words for the manifest and REPORT.md."""
+        return f"board {self.board.label}" if self.board is not None else "this host"
 
     @classmethod
     def entry(cls, file: str, precision: str, **extra) -> ModelEntry:
@@ -87,7 +94,11 @@ class RuntimeBackend:
 
     def latency(self, path: Path, input_shape, *, runs: int, warmup: int, max_seconds: float,
                 kernels: str | None = None) -> float:
-        """p50 in ms of ``path`` at ``input_shape`` with the target's threads, in a fresh worker process."""
+        """p50 in ms of ``path`` at ``input_shape`` with the target's threads, in a fresh worker process
+        here, or on the board when the build has one."""
+        if self.board is not None:
+            return self.board.p50(path, input_shape, threads=self.target.threads, runs=runs, warmup=warmup,
+                                  max_seconds=max_seconds, job=self.worker_job(path, kernels))
         result = measure_in_worker({"runtime": self.runtime, "model_path": str(path), "threads": self.target.threads,
                              "runs": runs, "warmup": warmup, "max_seconds": max_seconds,
                              "input_shape": list(input_shape), **self.worker_job(path, kernels)})

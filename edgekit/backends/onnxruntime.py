@@ -32,6 +32,7 @@ class OnnxRuntimeBackend(RuntimeBackend):
     model_format = "qdq"
     file_format = "onnx"
     calibration_methods = CALIBRATION_METHODS
+    runs_on_board_runner = True
 
     def quantize(self, folder: Path, manifest: ArtifactManifest, calibration: np.ndarray,
                  calibration_method: str | None = None) -> ArtifactManifest:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.benchmark.rows import report_rows
-from edgekit.benchmark.table import COLUMNS, LEFT, SATURATING, SATURATING_NOTE, cell_text, flatten
+from edgekit.benchmark.table import (
+    COLUMNS,
+    LEFT,
+    SATURATING,
+    SATURATING_NOTE,
+    cell_text,
+    flatten,
+)
 
 # The first line of every report edgekit writes: how `--report` recognises a file it may replace.
 MARKER = "<!-- edgekit.bench-report/1: written by `edgekit bench --report`; a rerun may replace this file -->"

@@ -6,29 +6,14 @@ the board's own description comes back with the numbers, so the table says where
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgekit.artifact.manifest import ArtifactManifest
 from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import progress, say, warn
+from edgekit.runtimes.remote.runner import runner_json, start_runner
 from edgekit.runtimes.remote.ssh import Board, Connection, connect
 from edgekit.targets.isa import describe_host
-
-RUNNER = Path(__file__).resolve().parents[1] / "runtimes" / "board_runner.py"
-RUNNER_MISSING_DEPENDENCY = 3  # board_runner.MISSING_DEPENDENCY, kept literal: the runner is a script
-
-
-def _runner_json(connection: Connection, code: int, out: str, err: str, what: str) -> dict:
-    if code == 127:
-        raise EdgekitError(f"{connection.label}: no {what} interpreter on the board ({err.strip()[-200:]})")
-    if code == RUNNER_MISSING_DEPENDENCY:
-        raise EdgekitError(f"{connection.label}: {err.strip().removeprefix('error: ')}")
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if not lines:
-        last = (err.strip().splitlines() or ["no output"])[-1]
-        raise EdgekitError(f"{connection.label}: the board runner failed (exit {code}): {last[:300]}")
-    return json.loads(lines[-1])
 
 
 def _upload(connection: Connection, remote_dir: str, files: list[tuple[Path, str]]) -> None:
@@ -78,13 +63,7 @@ def measure_on_board(board: Board, folder: Path, manifest: ArtifactManifest, *, 
         say(f"connected to {connection.label}")
         remote = connection.make_scratch_dir()
         try:
-            connection.put(RUNNER, f"{remote}/board_runner.py")
-            runner = [board.python, f"{remote}/board_runner.py"]
-            info = _runner_json(connection, *connection.run([*runner, "info"], timeout=120), what=board.python)
-            for module in ("numpy", "onnxruntime"):
-                if info.get(module) is None:
-                    raise EdgekitError(f"{connection.label}: {module} is not installed for {board.python} on the "
-                                       f"board; install it there (pip install {module})")
+            runner, info = start_runner(connection, board, remote)
             host = describe_host(info, board=connection.label)
             say(f"board: {host['cpu']}, {host['arch']}, {host['os']}, onnxruntime {host['onnxruntime']}")
             files = [(folder / name, f"artifact/{name}") for name in names]
@@ -100,7 +79,7 @@ def measure_on_board(board: Board, folder: Path, manifest: ArtifactManifest, *, 
                 if line.startswith("board_runner: "):
                     say(f"{connection.label}: {line.removeprefix('board_runner: ')}")
 
-            report = _runner_json(connection, *connection.run(command, on_stderr_line=relay), what=board.python)
+            report = runner_json(connection, *connection.run(command, on_stderr_line=relay), what=board.python)
         finally:
             connection.remove_dir(remote)
     return host, report["results"]

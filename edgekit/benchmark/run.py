@@ -19,7 +19,13 @@ from edgekit.benchmark.rows import BenchRow
 from edgekit.benchmark.table import csv_text, is_bench_csv
 from edgekit.core.checks import require_int
 from edgekit.core.errors import EdgekitError
-from edgekit.core.outputs import PlannedFile, has_schema, plan_output_file, scratch_folder, write_planned_file
+from edgekit.core.outputs import (
+    PlannedFile,
+    has_schema,
+    plan_output_file,
+    scratch_folder,
+    write_planned_file,
+)
 from edgekit.core.progress import progress, say
 from edgekit.core.versions import BENCH_PACKAGES, installed_versions
 from edgekit.data import ImageSet, labelled_images

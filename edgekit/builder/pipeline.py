@@ -23,8 +23,9 @@ from edgekit.artifact.manifest import (
 )
 from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec
 from edgekit.backends.base import FP32_ONNX, RuntimeBackend
-from edgekit.benchmark.run import labels_as_outputs, measure_models
+from edgekit.benchmark.run import labels_as_outputs
 from edgekit.builder import export, simplify
+from edgekit.builder.board import timing_on_board
 from edgekit.builder.export import OPSETS
 from edgekit.builder.report import write_report
 from edgekit.builder.source import (
@@ -48,6 +49,7 @@ from edgekit.quantize.plan.planner import plan_int8
 from edgekit.quantize.plan.request import PlanRequest
 from edgekit.quantize.plan.table import print_plan_table
 from edgekit.runtimes.compare import compare_logits
+from edgekit.runtimes.remote.ssh import Board
 from edgekit.runtimes.sessions import ort_logits
 from edgekit.targets.isa import build_host_record, why_latency_not_measured_here
 from edgekit.targets.profiles import Target, load_target
@@ -77,15 +79,24 @@ class BuildOptions:
 
 def build_artifact(model: str, target: str, out: str | Path | None = None, *, weights=None,
                    pretrained: str | None = None, num_classes: int | None = None, in_channels: int | None = None, input_size: int | None = None,
-                   mean=None, std=None, classes=None, options: BuildOptions = BuildOptions()) -> Path:
+                   mean=None, std=None, classes=None, board: Board | None = None,
+                   options: BuildOptions = BuildOptions()) -> Path:
     """Build the artifact folder and return its path. Nothing is left at ``out`` on failure.
-    ``classes``: names of the outputs, in order (``source.class_names``), for weights that record none."""
+    ``classes``: names of the outputs, in order (``source.class_names``), for weights that record none.
+    ``board``: time models on this board over SSH (``build --host``) instead of this host."""
     started = time.monotonic()
     profile = load_target(target)
     backend = profile.backend()  # chosen once: every runtime-specific step below asks it
     _check_options(options, backend)
-    calib = options.calib if not options.fp32_only else None
     names = class_names(classes)
+    with timing_on_board(board, backend) as board_host:
+        return _build(model, out, backend, options, names, board_host, started, weights=weights, pretrained=pretrained,
+                      num_classes=num_classes, in_channels=in_channels, input_size=input_size, mean=mean, std=std)
+
+
+def _build(model, out, backend: RuntimeBackend, options: BuildOptions, names, board_host, started, *, weights,
+           pretrained, num_classes, in_channels, input_size, mean, std) -> Path:
+    profile, calib = backend.target, options.calib if not options.fp32_only else None
     planned = None
     if calib is not None:
         available = find_images(calib)  # a missing or empty folder is reported before any work
@@ -105,7 +116,7 @@ def build_artifact(model: str, target: str, out: str | Path | None = None, *, we
     say(f"building {source.name} for target {profile.name} -> {out}")
     with atomic_folder(plan) as staging, scratch_folder("build") as scratch:
         manifest = _build_into(staging, scratch, source, backend, calibration, calib_record, options,
-                               judging=judging, started=started)
+                               judging=judging, started=started, board_host=board_host)
         write_report(staging, manifest)
         write_manifest(staging, manifest)
     if manifest.quantization_plan is not None:
@@ -179,7 +190,7 @@ def _calibration_images(source: SourceModel, available, options: BuildOptions,
 def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: RuntimeBackend,
                 calibration: np.ndarray | None,
                 calib_record: CalibrationRecord | None, options: BuildOptions, *, judging=None,
-                started: float | None = None) -> ArtifactManifest:
+                started: float | None = None, board_host: dict | None = None) -> ArtifactManifest:
     profile = backend.target
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if calibration is not None:
@@ -233,7 +244,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
         manifest = backend.quantize(folder, manifest, calibration, options.calibration_method)
     if calibration is not None:
         manifest = replace(manifest, quantization=replace(manifest.quantization, calibration=calib_record))
-    manifest = replace(manifest, latency_check=_latency_check(folder, manifest, profile, options))
+    manifest = replace(manifest, latency_check=_latency_check(folder, manifest, backend, options, board_host))
     tradeoff = _int8_tradeoff(folder, manifest)
     if tradeoff is not None:
         manifest = replace(manifest, int8_tradeoff=tradeoff)
@@ -258,24 +269,35 @@ def _plan_int8(folder, scratch, manifest: ArtifactManifest, backend, calibration
     images, labels, evaluation = judging
     request = PlanRequest(max_drop=options.max_drop, objective=options.objective, budget_seconds=options.plan_budget,
                           plain_build_seconds=time.monotonic() - started if started is not None else 0.0,
-                          latency_not_measured=why_latency_not_measured_here(backend.target))
+                          latency_not_measured=None if backend.board is not None
+                          else why_latency_not_measured_here(backend.target))
     return plan_int8(folder, scratch / "plans", manifest, backend, calibration, images, labels, evaluation, request)
 
 
-def _latency_check(folder: Path, manifest: ArtifactManifest, profile: Target, options: BuildOptions) -> LatencyCheck:
-    """A short measured fp32 vs int8 comparison on this host, when the target's ISA is this host's."""
+def _latency_check(folder: Path, manifest: ArtifactManifest, backend: RuntimeBackend, options: BuildOptions,
+                   board_host: dict | None) -> LatencyCheck:
+    """A short measured fp32 vs int8 comparison of the target runtime's models, on the board when the
+    build has one (--host), else here when this host can stand for the target."""
+    profile = backend.target
     if not options.check_latency:
         return LatencyCheck(measured=False, reason="disabled (--no-latency-check)")
-    if (why := why_latency_not_measured_here(profile)) is not None:
-        return LatencyCheck(measured=False, reason=f"{why}: measure on the target itself")
-    rows = measure_models(folder, replace(manifest, models=manifest.models_for(profile.runtime)),
-                          threads=profile.threads, runs=100, warmup=10, max_seconds=20, label="latency check")
-    timings = {r.precision: r.latency_ms.p50 for r in rows if r.ok}
-    failed = [f"{r.file}: {r.error}" for r in rows if not r.ok]
-    if failed:
-        raise EdgekitError(f"a built model failed to run in {profile.runtime}: {failed[0]}")
+    if board_host is None and (why := why_latency_not_measured_here(profile)) is not None:
+        return LatencyCheck(measured=False, reason=f"{why}: measure on the target itself (build or bench --host)")
+    entries = manifest.models_for(profile.runtime)
+    timings = {}
+    with progress(f"latency check on {backend.timed_where()}", len(entries)) as advance:
+        for entry in entries:
+            try:
+                timings[entry.precision] = backend.latency(folder / entry.file, [1, *manifest.input.shape[1:]],
+                                                           runs=100, warmup=10, max_seconds=20,
+                                                           kernels=entry.x86_int8_kernels)
+            except (RuntimeError, EdgekitError) as error:
+                raise EdgekitError(f"a built model failed to run in {profile.runtime}: {entry.file}: "
+                                   f"{error}") from None
+            advance()
     return LatencyCheck(measured=True, runtime=profile.runtime, threads=profile.threads, batch=1, p50_ms=timings,
-                        int8_speedup=timings["fp32"] / timings["int8"] if "int8" in timings else None)
+                        int8_speedup=timings["fp32"] / timings["int8"] if "int8" in timings else None,
+                        board=board_host)
 
 
 def _int8_tradeoff(folder: Path, manifest: ArtifactManifest) -> Int8Tradeoff | None:

@@ -77,18 +77,19 @@ def render_report(manifest: ArtifactManifest) -> str:
     lines += ["", "## Latency (measured during the build)", ""]
     latency = manifest.latency_check
     if latency.measured:
-        lines.append(f"{latency.runtime}, batch 1, {latency.threads} threads, p50: "
+        where = f" on board {latency.board.get('board')}: {_board_words(latency.board)}" if latency.board else ""
+        lines.append(f"{latency.runtime}{where}, batch 1, {latency.threads} threads, p50: "
                      + ", ".join(f"{k} {v:.3f} ms" for k, v in latency.p50_ms.items()) + ".")
         if latency.int8_speedup is not None:
-            speedup = latency.int8_speedup
+            speedup, place = latency.int8_speedup, "on the board" if latency.board else "on this host"
             if manifest.quantization_plan is not None:
-                lines.append(f"\nint8 / fp32 speed here: {speedup:.2f}x. The shipped plan was chosen by the "
+                lines.append(f"\nint8 / fp32 speed {place}: {speedup:.2f}x. The shipped plan was chosen by the "
                              "planner's own measurements (below).")
             elif speedup < 1.0:
-                lines.append(f"\n**int8 is slower than fp32 on this host ({speedup:.2f}x): the fp32 model is "
+                lines.append(f"\n**int8 is slower than fp32 {place} ({speedup:.2f}x): the fp32 model is "
                              "recommended.** Size and memory still favour int8; choose by what the device lacks.")
             else:
-                lines.append(f"\nint8 is {speedup:.2f}x faster than fp32 here.")
+                lines.append(f"\nint8 is {speedup:.2f}x faster than fp32 {place}.")
     else:
         lines.append(f"Not measured: {latency.reason}.")
     if manifest.quantization_plan is not None:
@@ -119,6 +120,10 @@ def _x86_int8_lines(manifest: ArtifactManifest) -> list[str]:
                 f"session with `{X64_EXACT_INT8}` (edgekit's bench and verify do). Without it ORT's "
                 "u8 x s8 kernels saturate there and int8 accuracy can collapse (benchmarks/README.md)."]
     return []
+
+
+def _board_words(host) -> str:
+    return f"{host.get('cpu')}, {host.get('arch')}, {host.get('os')}, onnxruntime {host.get('onnxruntime')}"
 
 
 def _described_host(host: dict) -> str:

@@ -12,7 +12,13 @@ from edgekit.core.progress import say
 from edgekit.data import Preprocessing
 from edgekit.data.folders import class_folder_names
 from edgekit.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from edgekit.models import build_model, default_config, get_spec, module_from_checkpoint, read_checkpoint
+from edgekit.models import (
+    build_model,
+    default_config,
+    get_spec,
+    module_from_checkpoint,
+    read_checkpoint,
+)
 from edgekit.models.pretrained import load_pretrained, pretrained_module
 from edgekit.models.weights import class_names_problem
 from edgekit.runtimes.sessions import ort_session

@@ -19,7 +19,12 @@ from edgekit.artifact.manifest import ArtifactManifest
 from edgekit.benchmark.run import load_evaluation_images
 from edgekit.core.checks import require_int, require_number
 from edgekit.core.errors import EdgekitError
-from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
+from edgekit.core.outputs import (
+    has_schema,
+    plan_output_file,
+    scratch_folder,
+    write_planned_file,
+)
 from edgekit.core.progress import say, warn
 from edgekit.runtimes.compare import compare_logits
 from edgekit.runtimes.emulation import check_arch, ensure_arm64_python

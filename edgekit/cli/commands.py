@@ -15,9 +15,22 @@ from edgekit import __version__
 from edgekit.benchmark.table import print_bench_table
 from edgekit.builder.report import print_verify_report
 from edgekit.cli.config import config_option
-from edgekit.cli.support import (COUNT, INPUT_SIZE, NON_NEGATIVE, NUM_CLASSES, SEED, THREADS, USER_FAILURES,
-                                 FiniteFloat, ImageChannels, float_list, fraction, given_options_as_args,
-                                 one_line_failure, positive_float)
+from edgekit.cli.support import (
+    COUNT,
+    INPUT_SIZE,
+    NON_NEGATIVE,
+    NUM_CLASSES,
+    SEED,
+    THREADS,
+    USER_FAILURES,
+    FiniteFloat,
+    ImageChannels,
+    float_list,
+    fraction,
+    given_options_as_args,
+    one_line_failure,
+    positive_float,
+)
 from edgekit.core.errors import EdgekitError
 from edgekit.demo import run_demo
 from edgekit.diff.table import print_diff_report
@@ -47,7 +60,8 @@ class _Group(click.Group):
 
 
 def board_options(command):
-    """Adds --host and friends (`bench`, `targets --probe`); the command receives `board` (None without --host)."""
+    """Adds --host and friends (`build`, `bench`, `targets --probe`); the command receives `board` (None without
+    --host)."""
 
     @click.option("--host", "address", help="Run on a board over SSH: user@board (or a ~/.ssh/config alias).")
     @click.option("--port", type=int, help="SSH port [default: 22 or ~/.ssh/config].")
@@ -171,10 +185,15 @@ def targets_command(probe: bool, board) -> None:
               help="With --max-drop: wall-clock budget for the candidates [default: 6x a plain build, >= 60 s].")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@board_options
 def build_command(model, target, calib, calib_size, calib_method, weights, pretrained, out, num_classes, classes,
                   in_channels, input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size,
-                  objective, plan_budget, no_latency_check, force) -> None:
-    """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target."""
+                  objective, plan_budget, no_latency_check, force, board) -> None:
+    """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target.
+
+    With --host, the latency check and every int8 plan --max-drop tries are timed on the board over
+    SSH (ONNX Runtime targets; the board needs python3, numpy and onnxruntime only).
+    """
     from edgekit.builder.pipeline import BuildOptions, build_artifact
 
     options = BuildOptions(calib=calib, calib_size=calib_size, exporter=exporter, opset=opset,
@@ -183,7 +202,7 @@ def build_command(model, target, calib, calib_size, calib_method, weights, pretr
                            plan_budget=plan_budget, check_latency=not no_latency_check, force=force)
     path = build_artifact(model, target, out, weights=weights, pretrained=pretrained, num_classes=num_classes,
                           in_channels=in_channels, input_size=input_size, mean=mean, std=std, classes=classes,
-                          options=options)
+                          board=board, options=options)
     click.echo(str(path))
 
 
@@ -308,7 +327,12 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
     from edgekit.train.data import DataSource
     from edgekit.train.epochs import LoopSettings
     from edgekit.train.loop import TrainConfig, train
-    from edgekit.train.start import is_rank_zero, launch_ranks, model_and_preprocessing, under_torchrun
+    from edgekit.train.start import (
+        is_rank_zero,
+        launch_ranks,
+        model_and_preprocessing,
+        under_torchrun,
+    )
 
     config, preprocessing = model_and_preprocessing(model, data, num_classes=num_classes, in_channels=in_channels,
                                                     input_size=input_size, options=option)

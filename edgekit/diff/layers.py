@@ -83,7 +83,10 @@ def _producers(graph) -> dict[str, object]:
 
 
 def _original_name(name: str) -> str:
-    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX
+    from onnxruntime.quantization.quant_utils import (
+        DEQUANT_OUTPUT_SUFFIX,
+        QUANT_INPUT_SUFFIX,
+    )
 
     for suffix in (DEQUANT_OUTPUT_SUFFIX + "_1", DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX):
         if name.endswith(suffix):

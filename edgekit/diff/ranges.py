@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.diff.cost import PairModels, output_noise, qdq_pairs, sqnr_db, unfused_logits
+from edgekit.diff.cost import (
+    PairModels,
+    output_noise,
+    qdq_pairs,
+    sqnr_db,
+    unfused_logits,
+)
 from edgekit.diff.report import OutputCostReport, RangeChoice, RangeReport
 
 MIN_IMAGES = 4  # two to fit ranges on, two to score them

@@ -22,7 +22,12 @@ from edgekit.artifact.manifest import ArtifactManifest, ModelEntry
 from edgekit.benchmark.run import output_labels
 from edgekit.core.checks import require_int
 from edgekit.core.errors import EdgekitError
-from edgekit.core.outputs import has_schema, plan_output_file, scratch_folder, write_planned_file
+from edgekit.core.outputs import (
+    has_schema,
+    plan_output_file,
+    scratch_folder,
+    write_planned_file,
+)
 from edgekit.core.progress import say
 from edgekit.data import ImageSet, find_images
 from edgekit.diff.report import REPORT_SCHEMA, DiffReport, LayerReport

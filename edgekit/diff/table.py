@@ -7,6 +7,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+
 def _db(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 

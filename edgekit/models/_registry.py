@@ -207,7 +207,9 @@ def build_model(config: ModelConfig, *, pruned_shapes: dict | None = None):
         raise EdgekitError(f"model {config.name!r} does not take options {sorted(config.options)}")
     model = spec.builder(num_classes=config.num_classes, in_channels=config.in_channels, **config.options)
     if pruned_shapes:
-        from edgekit.models.pruned_shapes import apply_pruned_shapes  # torch: only when a model is built
+        from edgekit.models.pruned_shapes import (
+            apply_pruned_shapes,  # torch: only when a model is built
+        )
 
         apply_pruned_shapes(model, pruned_shapes)
     return model

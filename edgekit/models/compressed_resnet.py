@@ -28,7 +28,12 @@ from edgekit.models.layers.ghost import ghost_bottleneck
 from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
 from edgekit.models.layers.inverted_residual import inverted_residual
 from edgekit.models.layers.residual import Residual, projection
-from edgekit.models.layers.separable import DepthwiseSeparableConv, FactorisedConv, conv3x3, depthwise3x3
+from edgekit.models.layers.separable import (
+    DepthwiseSeparableConv,
+    FactorisedConv,
+    conv3x3,
+    depthwise3x3,
+)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,12 @@ from edgekit.models.layers.dice import DiCE
 from edgekit.models.layers.fire import Fire, with_bn
 from edgekit.models.layers.ghost import GhostModule
 from edgekit.models.layers.grouped_pointwise_shuffle import GroupedPointwiseShuffle
-from edgekit.models.layers.separable import DepthwiseSeparableConv, FactorisedConv, conv3x3, depthwise3x3
+from edgekit.models.layers.separable import (
+    DepthwiseSeparableConv,
+    FactorisedConv,
+    conv3x3,
+    depthwise3x3,
+)
 from edgekit.models.layers.squeeze_excitation import SqueezeExcitation
 
 # VGG-19 ("E"): conv widths, "M" = 2x2 max-pool.

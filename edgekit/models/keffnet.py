@@ -36,7 +36,10 @@ from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
 from edgekit.models._registry import register_model
 from edgekit.models._surgery import replace_conv
-from edgekit.models.layers.grouped_pointwise_interleave import GroupedPointwiseInterleave, PaddedGroupedPointwiseInterleave
+from edgekit.models.layers.grouped_pointwise_interleave import (
+    GroupedPointwiseInterleave,
+    PaddedGroupedPointwiseInterleave,
+)
 
 _CIFAR = {"mean": CIFAR10_MEAN, "std": CIFAR10_STD, "num_classes": 10}
 

@@ -45,7 +45,12 @@ from edgekit.core.errors import EdgekitError
 from edgekit.data.preprocessing import CIFAR10_MEAN, CIFAR10_STD
 from edgekit.models._registry import ModelConfig, register_model
 from edgekit.models._surgery import replace_conv
-from edgekit.models.layers.split_stem import Partition, SplitStem, default_partition, validate_partition
+from edgekit.models.layers.split_stem import (
+    Partition,
+    SplitStem,
+    default_partition,
+    validate_partition,
+)
 from edgekit.models.torchvision_nets import MOBILENET_V2_CIFAR_SETTING
 
 MERGES = ("concat_half", "concat")

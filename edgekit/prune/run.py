@@ -24,10 +24,20 @@ from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import atomic_folder, owned_by, plan_output_folder
 from edgekit.core.progress import say, warn
 from edgekit.data.preprocessing import Preprocessing
-from edgekit.models import Checkpoint, module_from_checkpoint, read_checkpoint, save_checkpoint
+from edgekit.models import (
+    Checkpoint,
+    module_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from edgekit.models.pruned_shapes import pruned_shapes
 from edgekit.prune.structured import prune_channels
-from edgekit.prune.unstructured import make_permanent, prune_round, rounds_for_sparsity, sparsity
+from edgekit.prune.unstructured import (
+    make_permanent,
+    prune_round,
+    rounds_for_sparsity,
+    sparsity,
+)
 from edgekit.train.data import CIFAR10, load_training_data
 from edgekit.train.epochs import LoopSettings, evaluate, fit
 from edgekit.train.recipes import Recipe

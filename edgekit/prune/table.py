@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+
 def print_prune_rounds(result) -> None:
     table = Table(title=f"edgekit prune: {result.summary['settings']['method']} -> {result.checkpoint}")
     for title in ("stage", "conv sparsity", "params", "val acc before fine-tune", "val acc"):

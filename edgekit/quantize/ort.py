@@ -18,7 +18,12 @@ import numpy as np
 
 from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import progress, quiet_stdout
-from edgekit.quantize.calibration_runs import collect_histograms, collect_minmax, images_per_run, per_image_bytes
+from edgekit.quantize.calibration_runs import (
+    collect_histograms,
+    collect_minmax,
+    images_per_run,
+    per_image_bytes,
+)
 from edgekit.quantize.settings import CALIBRATION_METHODS, OrtQuantizationSettings
 
 ENTROPY_BINS = {"num_bins": 2048, "num_quantized_bins": 128}
@@ -121,9 +126,13 @@ def make_loadable_everywhere(path: Path) -> dict:
     the manifest records: the weight bits and how many weight dequantizers were given their own."""
     import onnx
 
+    from edgekit.quantize.int8_graph import (
+        exact_option_collisions,
+        int8_weight_bits,
+        separate_shared_weights,
+    )
     from edgekit.runtimes.board_runner import EXACT_INT8_OPTIONS
     from edgekit.runtimes.sessions import ort_session
-    from edgekit.quantize.int8_graph import exact_option_collisions, int8_weight_bits, separate_shared_weights
 
     model = onnx.load(str(path))
     separated = separate_shared_weights(model)

@@ -18,7 +18,11 @@ def ort_session(path: Path, *, threads: int = 0, basic_optimizations_only: bool 
     replaces this CPU's session config entries (board_runner.ort_session_options)."""
     import onnxruntime as ort
 
-    from edgekit.runtimes.board_runner import RunnerError, ort_session_options, session_config_here
+    from edgekit.runtimes.board_runner import (
+        RunnerError,
+        ort_session_options,
+        session_config_here,
+    )
 
     try:
         entries = session_config_here(kernels) if config is None else dict(config)  # exact int8 on x86 without VNNI

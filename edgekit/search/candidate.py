@@ -11,7 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edgekit.models import ModelConfig, build_model, module_from_checkpoint, read_checkpoint, save_checkpoint
+from edgekit.models import (
+    ModelConfig,
+    build_model,
+    module_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from edgekit.search.weight_transfer import transfer_weights
 from edgekit.train.data import load_arrays
 from edgekit.train.epochs import LoopSettings, fit

@@ -12,7 +12,11 @@ import dataclasses
 from edgekit.core.errors import EdgekitError
 from edgekit.models import ModelConfig
 from edgekit.models.layers.split_stem import Partition
-from edgekit.models.mobilenet_rs import ReplicationSplitLayout, layout_of_config, resolve_layout
+from edgekit.models.mobilenet_rs import (
+    ReplicationSplitLayout,
+    layout_of_config,
+    resolve_layout,
+)
 
 
 def _config_with_layout(config: ModelConfig, layout: ReplicationSplitLayout) -> ModelConfig:

@@ -30,7 +30,13 @@ from edgekit.models import ModelConfig, default_config
 from edgekit.models.stats import model_stats
 from edgekit.search.candidate import train_candidate
 from edgekit.search.report import mark_pareto, write_results
-from edgekit.search.space import describe, eligible_blocks, split_positions, with_replication, with_split
+from edgekit.search.space import (
+    describe,
+    eligible_blocks,
+    split_positions,
+    with_replication,
+    with_split,
+)
 from edgekit.targets.profiles import load_target
 from edgekit.train.data import in_memory_data, save_arrays, split_folder, standardise
 

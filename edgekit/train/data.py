@@ -19,7 +19,12 @@ from edgekit.core.checks import require_int, require_number
 from edgekit.core.errors import EdgekitError
 from edgekit.core.outputs import is_within
 from edgekit.core.progress import progress
-from edgekit.data.folders import ImageSet, check_decoded_size, find_images, split_per_class
+from edgekit.data.folders import (
+    ImageSet,
+    check_decoded_size,
+    find_images,
+    split_per_class,
+)
 from edgekit.data.preprocessing import Preprocessing
 
 CIFAR10 = "cifar10"

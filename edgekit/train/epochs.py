@@ -15,7 +15,12 @@ from edgekit.core.errors import EdgekitError
 from edgekit.core.progress import progress
 from edgekit.train.auxiliary import check_training_forward, training_loss
 from edgekit.train.data import TrainingData
-from edgekit.train.distributed import DistContext, all_reduce_max, all_reduce_sums, single_process
+from edgekit.train.distributed import (
+    DistContext,
+    all_reduce_max,
+    all_reduce_sums,
+    single_process,
+)
 from edgekit.train.recipes import Recipe, make_optimizer, make_scheduler
 
 AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}

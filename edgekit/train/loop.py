@@ -17,17 +17,41 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.core.errors import EdgekitError
-from edgekit.core.outputs import check_folder_location, exclusive_use, read_json_object, sweep_temp_files
+from edgekit.core.outputs import (
+    check_folder_location,
+    exclusive_use,
+    read_json_object,
+    sweep_temp_files,
+)
 from edgekit.core.progress import say
 from edgekit.data.folders import file_sha256
 from edgekit.models import Checkpoint, ModelConfig, build_model, read_checkpoint
 from edgekit.models.weights import load_weights, save_checkpoint
 from edgekit.train.data import DataSource
-from edgekit.train.distributed import DistContext, barrier, broadcast_error, init_distributed, shutdown
-from edgekit.train.epochs import LoopSettings, Session, check_amp, new_session, run_epochs, set_threads, uses_channels_last
+from edgekit.train.distributed import (
+    DistContext,
+    barrier,
+    broadcast_error,
+    init_distributed,
+    shutdown,
+)
+from edgekit.train.epochs import (
+    LoopSettings,
+    Session,
+    check_amp,
+    new_session,
+    run_epochs,
+    set_threads,
+    uses_channels_last,
+)
 from edgekit.train.metrics_log import replace_text, write_log
-from edgekit.train.state import (Progress, cpu_state_dict, read_training_checkpoint, restore_training,
-                                 save_training_checkpoint)
+from edgekit.train.state import (
+    Progress,
+    cpu_state_dict,
+    read_training_checkpoint,
+    restore_training,
+    save_training_checkpoint,
+)
 
 RUN_SCHEMA = "edgekit.train-run/1"  # in config.json: marks a folder as an edgekit run (what --force may clear)
 RUN_FILES = ("last.pt", "best.pt", "log.json", "log.csv", "config.json")

@@ -1,8 +1,8 @@
 """``edgekit build --max-drop``: measure candidate int8 plans for the target and ship the best that fits.
 
 Accuracy is judged on images never calibrated on (``evaluation.split_for_planning``); latency is
-measured here only when the target's architecture is this host's; the choice is
-``choice.choose``'s. Every candidate, tried or not, goes into the manifest and REPORT.md.
+measured here when the target's architecture is this host's, or on the board itself (``build --host``);
+the choice is ``choice.choose``'s. Every candidate, tried or not, goes into the manifest and REPORT.md.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class PlanningBackend(Protocol):
 
     target: Any  # the profile: name, runtime, threads
 
+    def timed_where(self) -> str: ...
     def fp32_file(self, folder: Path) -> Path: ...
     def logits(self, path: Path, images: np.ndarray, kernels: str | None = None) -> np.ndarray: ...
     def latency(self, path: Path, input_shape, *, runs: int, warmup: int, max_seconds: float,
@@ -108,7 +109,7 @@ def _latency_measure(backend: PlanningBackend, input_shape: list[int], request: 
                                max_seconds=LATENCY_SECONDS, kernels=kernels)
 
     target = backend.target
-    return p50, (f"latency measured on this host: batch 1, {target.threads} threads, p50 of up to "
+    return p50, (f"latency measured on {backend.timed_where()}: batch 1, {target.threads} threads, p50 of up to "
                  f"{LATENCY_RUNS} runs in {target.runtime}, fp32 and the two fastest fitting int8 plans "
                  f"timed {FINALIST_ROUNDS + 1}x interleaved (median)")
 

@@ -106,12 +106,16 @@ class Connection:
             self._sftp = self.client.open_sftp()
         return self._sftp
 
-    def run(self, argv: list[str], *, timeout: float = 1800.0,
-            on_stderr_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
-        """Run one command; stderr lines are handed on as they arrive (the runner's progress)."""
+    def run(self, argv: list[str], *, timeout: float = 1800.0, on_stderr_line: Callable[[str], None] | None = None,
+            input_text: str | None = None) -> tuple[int, str, str]:
+        """Run one command (``input_text`` on its stdin); stderr lines are handed on as they arrive (the
+        runner's progress)."""
         command = shlex.join(argv)
         try:
             stdin, stdout, stderr = self.client.exec_command(command, timeout=timeout)
+            if input_text is not None:
+                stdin.write(input_text)
+                stdin.channel.shutdown_write()
             stdin.close()
             errors = []
             for line in stderr:
