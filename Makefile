@@ -21,9 +21,10 @@ setup: $(BIN)/edgekit
 demo: setup
 	$(BIN)/edgekit demo --workdir demo-output
 
-# sshd, qemu-user-static and mmdebstrap for the remote-bench and arm64 tests (installed when root/sudo)
+# sshd, qemu-user-static, mmdebstrap, qemu-user + gcc + qemu-plugin.h for the remote-bench, arm64 and
+# A72 cost tests (installed when root/sudo)
 system-tools:
-	bash scripts/install-system-tools.sh
+	EDGEKIT_PYTHON=$(BIN)/python bash scripts/install-system-tools.sh
 
 # CI's command: every test but the registry sweep (one network per kind of block runs here).
 test: setup system-tools
