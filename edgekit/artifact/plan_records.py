@@ -18,7 +18,9 @@ class PlanCandidate(Record):
 
     ``accuracy`` is in percent: top-1 on labelled held-out images, or top-1 agreement with the fp32
     model on held-out calibration images; ``drop`` is the fp32 model's accuracy minus this one, in
-    points. ``p50_ms`` is None when latency was not measured (another architecture, or not tried).
+    points. ``p50_ms`` is None when latency was not measured (another architecture, or not tried);
+    ``est_mcycles`` is then the estimated cost where the target has a cost model: millions of
+    Cortex-A72 cycles per inference from emulated instruction counts (a ranking, never a time).
     """
 
     name: str
@@ -28,9 +30,24 @@ class PlanCandidate(Record):
     accuracy: float | None = None
     drop: float | None = None
     p50_ms: float | None = None
+    est_mcycles: float | None = None
     size_bytes: int | None = None
     seconds: float | None = None  # time to make and measure this candidate
     within_budget: bool | None = None
+
+
+def speed_cost(candidate: PlanCandidate) -> float | None:
+    """What the planner ranks speed by: the measured p50, else the estimated cycles (None: neither)."""
+    return candidate.p50_ms if candidate.p50_ms is not None else candidate.est_mcycles
+
+
+def speed_words(candidate: PlanCandidate, other: PlanCandidate | None = None) -> str:
+    """``candidate``'s speed in words, against ``other``'s when given ("2.452 vs 3.485 ms p50")."""
+    measured = candidate.p50_ms is not None
+    mine, theirs = speed_cost(candidate), speed_cost(other) if other is not None else None
+    unit = "ms p50" if measured else "M estimated A72 cycles"
+    digits = 3 if measured else 2
+    return f"{mine:.{digits}f}" + (f" vs {theirs:.{digits}f}" if theirs is not None else "") + f" {unit}"
 
 
 @dataclass(frozen=True)

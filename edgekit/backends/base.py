@@ -88,6 +88,14 @@ class RuntimeBackend:
         """Run one input batch (the measurement worker's inner loop)."""
         raise NotImplementedError
 
+    def estimate_unavailable(self) -> str | None:
+        """Why ``estimated_mcycles`` cannot rank plans for this target here (None: it can)."""
+        return f"the {self.runtime} backend has no emulated cost model"
+
+    def estimated_mcycles(self, path: Path, input_shape) -> float:
+        """Estimated millions of target-CPU cycles per inference (a ranking where nothing can be timed)."""
+        raise NotImplementedError
+
     def worker_job(self, path: Path, kernels: str | None) -> dict:
         """What the measurement worker needs besides the common fields (per runtime)."""
         return {}

@@ -73,6 +73,19 @@ class OnnxRuntimeBackend(RuntimeBackend):
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
 
+    def estimate_unavailable(self) -> str | None:
+        if self.target.cost_model is None:
+            return f"target {self.target.name} names no cost_model"
+        from edgekit.runtimes.emulation.a72_cost import a72_estimate_unavailable
+
+        return a72_estimate_unavailable()
+
+    def estimated_mcycles(self, path: Path, input_shape) -> float:
+        """ORT's aarch64 build under qemu -cpu cortex-a72 (the only cost model: profiles.TOP_LEVEL), 1 thread."""
+        from edgekit.runtimes.emulation.a72_cost import estimate_a72_cycles
+
+        return estimate_a72_cycles(path, list(input_shape), threads=1).cycles / 1e6
+
     def worker_job(self, path: Path, kernels: str | None) -> dict:
         return {"x86_int8_kernels": kernels or EXACT_KERNELS}
 

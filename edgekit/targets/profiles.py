@@ -31,6 +31,9 @@ class Target:
     quantization: QuantizationSettings
     inference_precision: str | None = None
     int8_dot_product: bool | None = None
+    # The CPU whose issue model turns emulated instruction counts into estimated cycles, where the
+    # build can time neither here nor on a board (edgekit.runtimes.emulation.a72_cost).
+    cost_model: str | None = None
     rationale: dict = field(default_factory=dict)
     source: str = ""
 
@@ -47,6 +50,7 @@ class Target:
             "name": self.name, "description": self.description, "arch": self.arch,
             "runtime": self.runtime, "threads": self.threads,
             "inference_precision": self.inference_precision, "int8_dot_product": self.int8_dot_product,
+            "cost_model": self.cost_model,
             "quantization": self.quantization.to_dict(), "rationale": dict(self.rationale),
         }
 
@@ -119,6 +123,7 @@ TOP_LEVEL: dict[str, Rule] = {
                 f"an integer from 1 to {THREADS_MAX}"),
     "inference_precision": _choice("f32", "bf16", "f16"),
     "int8_dot_product": _BOOL,
+    "cost_model": _choice("cortex-a72"),
     "rationale": (lambda value: isinstance(value, dict), "a table of strings"),
     "quantization": (lambda value: isinstance(value, dict), "a table"),
 }

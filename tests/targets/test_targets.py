@@ -18,6 +18,7 @@ def test_builtin_profiles_keep_their_values():
     assert load_target("cpu").to_dict() == {
         "name": "cpu", "description": "x86-64 CPU, ONNX Runtime (CPUExecutionProvider)", "arch": "x86_64",
         "runtime": "onnxruntime", "threads": 2, "inference_precision": None, "int8_dot_product": None,
+        "cost_model": None,
         "quantization": {"backend": "onnxruntime", "format": "qdq", "activation_type": "uint8",
                          "weight_type": "int8", "per_channel": True, "reduce_range": True,
                          "calibration_method": "minmax"},
@@ -39,6 +40,7 @@ def test_rpi4_is_arm_without_dot_product_and_says_why():
     pi = load_target("rpi4")
     assert (pi.arch, pi.int8_dot_product, pi.quantization.per_channel) == ("aarch64", False, True)
     assert "dot-product" in pi.rationale["int8_expectation"]
+    assert pi.cost_model == "cortex-a72"  # plans ranked by estimated A72 cycles where no Pi is at hand
 
 
 def test_unknown_target_names_the_known_ones():
@@ -101,6 +103,8 @@ BAD = [
      "rationale.quantization must be a string"),
     ("runtime unknown", _edit(GOOD, 'runtime = "onnxruntime"', 'runtime = "tensorrt"'),
      "runtime must be one of onnxruntime, openvino, got 'tensorrt'"),
+    ("cost model unknown", _edit(GOOD, "threads = 4", 'threads = 4\ncost_model = "cortex-a53"'),
+     "cost_model must be one of cortex-a72, got 'cortex-a53'"),
     ("arch unknown", _edit(GOOD, 'arch = "x86_64"', 'arch = "riscv64"'), "arch must be one of x86_64, aarch64"),
     ("arch alias", _edit(GOOD, 'arch = "x86_64"', 'arch = "amd64"'),
      "arch must be one of x86_64, aarch64, got 'amd64'"),

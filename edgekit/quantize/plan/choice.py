@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit.artifact.plan_records import TRIED, PlanCandidate
+from edgekit.artifact.plan_records import TRIED, PlanCandidate, speed_cost, speed_words
 from edgekit.quantize.plan.request import PlanRequest
 
 OBJECTIVES = ("latency", "size")
@@ -37,28 +37,33 @@ def choose(candidates: list[PlanCandidate], request: PlanRequest, *, latency_mea
         best = min(int8_tried, key=lambda c: c.drop)
         return fp32.name, (f"no int8 plan is within {max_drop:g} points: the best, {best.name}, loses "
                            f"{best.drop:.2f} points; fp32 ships")
-    if objective == "latency" and latency_measured:
-        fastest = min(within, key=lambda c: c.p50_ms)
+    if objective == "latency" and latency_measured and all(speed_cost(c) is not None for c in within):
+        fastest = min(within, key=speed_cost)
         if fastest.precision == "fp32":
-            quickest_int8 = min(int8_within, key=lambda c: c.p50_ms)
-            return fp32.name, (f"every int8 plan within {max_drop:g} points is slower than fp32 here (fastest "
-                               f"{quickest_int8.name}: {quickest_int8.p50_ms:.3f} ms vs fp32 {fp32.p50_ms:.3f} ms "
-                               "p50): fp32 ships")
-        portable = [c for c in int8_within if exact_without_options(c) and c.p50_ms <= fastest.p50_ms * (1 + SAME_SPEED)]
+            quickest_int8 = min(int8_within, key=speed_cost)
+            return fp32.name, (f"every int8 plan within {max_drop:g} points is slower than fp32 {_where(fp32)} "
+                               f"(fastest {quickest_int8.name}: {speed_words(quickest_int8, fp32)} of fp32): fp32 ships")
+        portable = [c for c in int8_within
+                    if exact_without_options(c) and speed_cost(c) <= speed_cost(fastest) * (1 + SAME_SPEED)]
         if portable and not exact_without_options(fastest):
-            chosen = min(portable, key=lambda c: c.p50_ms)
+            chosen = min(portable, key=speed_cost)
             return chosen.name, (f"within {100 * SAME_SPEED:g}% of the fastest plan within {max_drop:g} points "
                                  f"({fastest.name}) and exact on every x86 CPU without session options (7-bit "
-                                 f"weights): {fp32.p50_ms / chosen.p50_ms:.2f}x fp32 ({chosen.p50_ms:.3f} vs "
-                                 f"{fp32.p50_ms:.3f} ms p50), {_drop_words(chosen)}")
-        return fastest.name, (f"fastest plan within {max_drop:g} points: {fp32.p50_ms / fastest.p50_ms:.2f}x fp32 "
-                              f"({fastest.p50_ms:.3f} vs {fp32.p50_ms:.3f} ms p50), {_drop_words(fastest)}")
+                                 f"weights): {speed_cost(fp32) / speed_cost(chosen):.2f}x fp32 ({speed_words(chosen, fp32)}), "
+                                 f"{_drop_words(chosen)}")
+        return fastest.name, (f"fastest plan within {max_drop:g} points {_where(fastest)}: "
+                              f"{speed_cost(fp32) / speed_cost(fastest):.2f}x fp32 ({speed_words(fastest, fp32)}), "
+                              f"{_drop_words(fastest)}")
     least = min(c.size_bytes for c in within)
     smallest = min((c for c in within if c.size_bytes <= least * (1 + SAME_SIZE)), key=lambda c: (c.drop, c.size_bytes))
     why_size = ("objective size" if objective == "size"
                 else "latency was not measured for this target, so the choice is by size")
     return smallest.name, (f"smallest plan within {max_drop:g} points ({why_size}): {smallest.size_bytes / 1e6:.2f} MB "
                            f"vs fp32 {fp32.size_bytes / 1e6:.2f} MB, {_drop_words(smallest)}")
+
+
+def _where(candidate: PlanCandidate) -> str:
+    return "as timed" if candidate.p50_ms is not None else "by estimated Cortex-A72 cycles"
 
 
 def _drop_words(candidate: PlanCandidate) -> str:

@@ -17,13 +17,21 @@ def _plan_rows(plan: QuantizationPlan) -> list[list[str]]:
         tried = c.status == "tried"
         rows.append([("**" + c.name + "**") if c.name == plan.chosen else c.name, c.precision, settings,
                      f"{c.accuracy:.2f}" if tried else "-", f"{c.drop:+.2f}" if tried else "-",
-                     f"{c.p50_ms:.3f}" if tried and c.p50_ms is not None else "-",
+                     _speed(c) if tried else "-",
                      f"{c.size_bytes / 1e6:.2f}" if tried else "-", "yes" if c.within_budget else
                      ("no" if tried else c.status)])
     return rows
 
 
-PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", "p50 ms", "size MB", "within budget")
+# Speed: a measured p50 in ms, or "~N" estimated millions of Cortex-A72 cycles (never a time).
+PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", "p50 ms | ~Mcyc", "size MB",
+                "within budget")
+
+
+def _speed(candidate) -> str:
+    if candidate.p50_ms is not None:
+        return f"{candidate.p50_ms:.3f}"
+    return f"~{candidate.est_mcycles:.2f}" if candidate.est_mcycles is not None else "-"
 
 
 def render_plan(plan: QuantizationPlan) -> list[str]:

@@ -9,7 +9,13 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.artifact.plan_records import SKIPPED, STOPPED, TRIED, PlanCandidate
+from edgekit.artifact.plan_records import (
+    SKIPPED,
+    STOPPED,
+    TRIED,
+    PlanCandidate,
+    speed_words,
+)
 from edgekit.core.progress import say
 from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.deadline import BudgetSpent
@@ -40,6 +46,8 @@ class Trials:
     logits: Callable[[Path, str], np.ndarray]
     latency: Callable[[Path, str], float] | None
     max_drop: float
+    # What ``latency`` returns: a measured p50 ("p50_ms") or estimated Cortex-A72 Mcycles ("est_mcycles").
+    speed_field: str = "p50_ms"
     budget_seconds: float | None = None
     plain_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -103,12 +111,12 @@ class Trials:
         kernels = kernels_of(settings)
         outputs = self.logits(path, kernels)
         accuracy = top1_percent(outputs, self.truth)
-        p50 = self.latency(path, kernels) if self.latency is not None else None
+        speed = self.latency(path, kernels) if self.latency is not None else None
         size = sum(f.stat().st_size for f in _with_companions(path))
         drop = round(self.baseline - accuracy, 4)
         cost = time.monotonic() - started
         self._max_cost = max(self._max_cost, cost)
-        candidate = PlanCandidate(name, precision, settings, TRIED, accuracy=accuracy, drop=drop, p50_ms=p50,
+        candidate = PlanCandidate(name, precision, settings, TRIED, accuracy=accuracy, drop=drop, **{self.speed_field: speed},
                                   size_bytes=size, seconds=round(cost, 2),
                                   within_budget=drop <= self.max_drop + 1e-9)
         self.candidates.append(candidate)
@@ -118,7 +126,7 @@ class Trials:
             plain = self.plain_seconds + cost
             self.budget_seconds = max(MIN_BUDGET_SECONDS, BUDGET_FACTOR * plain)
             say(f"  plan budget: {self.budget_seconds:.0f} s ({BUDGET_FACTOR:g}x the plain build's {plain:.1f} s)")
-        timing = f", p50 {p50:.3f} ms" if p50 is not None else ""
+        timing = f", {speed_words(candidate)}" if speed is not None else ""
         say(f"  plan {name}: {accuracy:.2f}% ({-drop + 0.0:+.2f} points){timing}, {size / 1e6:.2f} MB")
         return candidate
 

@@ -16,7 +16,7 @@ int8 exact without options.
 
 from __future__ import annotations
 
-from edgekit.artifact.plan_records import TRIED, PlanCandidate
+from edgekit.artifact.plan_records import TRIED, PlanCandidate, speed_cost
 from edgekit.quantize.plan.choice import fits
 from edgekit.quantize.plan.trials import Trials, kernels_of
 from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_KERNELS
@@ -40,7 +40,7 @@ def variant_base(candidates: list[PlanCandidate], *, max_drop: float, latency_me
            and kernels_of(c.settings) == EXACT_KERNELS]
     fitting = [c for c in own if fits(c, max_drop)]
     if fitting and latency_measured:
-        return min(fitting, key=lambda c: c.p50_ms)
+        return min(fitting, key=speed_cost)
     pool = fitting or own
     return max(pool, key=lambda c: c.accuracy) if pool else None
 

@@ -34,7 +34,12 @@ import numpy as np
 
 from edgekit.core.errors import EdgekitError
 from edgekit.runtimes.emulation.arm64 import (
-    QEMU_CPU, cache_root, describe_failure, ensure_arm64_python, host_versions)
+    QEMU_CPU,
+    cache_root,
+    describe_failure,
+    ensure_arm64_python,
+    host_versions,
+)
 
 HERE = Path(__file__).resolve().parent
 PLUGIN_SOURCE = HERE / "insn_classes.c"

@@ -99,6 +99,15 @@ def test_planner_judges_by_agreement_on_images_never_calibrated_on(pattern_data,
     assert plan["evaluation"]["labelled"] is False and "agreement" in plan["metric"]
     assert "latency not measured" in plan["latency"]
     assert all(c["p50_ms"] is None for c in plan["candidates"])
+    # No Pi here: rpi4's cost model ranks the plans by estimated Cortex-A72 cycles, never as a time.
+    assert "speed estimated instead" in plan["latency"] and "not a time" in plan["latency"]
+    tried = [c for c in plan["candidates"] if c["status"] == "tried"]
+    assert len(tried) >= 2 and all(c["est_mcycles"] > 0 for c in tried)
+    fp32 = next(c for c in tried if c["precision"] == "fp32")
+    int8 = [c for c in tried if c["precision"] == "int8"]
+    assert all(c["est_mcycles"] < fp32["est_mcycles"] for c in int8)  # int8 executes fewer A72 cycles here
+    if plan["chosen"] != "fp32":
+        assert "by estimated Cortex-A72 cycles" in plan["reason"]
     assert plan["evaluation"]["sha256"] != manifest["quantization"]["calibration"]["sha256"]
     assert manifest["quantization"]["calibration"]["images"] == 64
 
@@ -169,3 +178,15 @@ def test_openvino_plans_end_in_nncf_accuracy_control_when_its_presets_lose_too_m
     assert chosen["drop"] <= 2.0
     if chosen["precision"] == "int8":
         assert json.loads((folder / "manifest.json").read_text())["recommended_model"] == "openvino/model_int8.xml"
+
+
+def test_without_a_cost_model_plans_go_by_size_and_say_why(pattern_data, trained_tiny, tmp_path):
+    from edgekit.targets.profiles import BUILTIN_DIR
+
+    text = (BUILTIN_DIR / "rpi4.toml").read_text().replace('cost_model = "cortex-a72"\n', "")
+    profile = tmp_path / "pi-no-cost.toml"
+    profile.write_text(text.replace('name = "rpi4"', 'name = "pi-no-cost"'))
+    folder = _build(tmp_path, pattern_data, trained_tiny, target=str(profile), max_drop=1.0)
+    plan = json.loads((folder / "manifest.json").read_text())["quantization_plan"]
+    assert "no estimate either: target pi-no-cost names no cost_model" in plan["latency"]
+    assert all(c.get("est_mcycles") is None and c["p50_ms"] is None for c in plan["candidates"])
