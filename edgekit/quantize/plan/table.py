@@ -24,7 +24,7 @@ def _plan_rows(plan: QuantizationPlan) -> list[list[str]]:
 
 
 # Speed: a measured p50 in ms, or "~N" estimated millions of Cortex-A72 cycles (never a time).
-PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", "p50 ms | ~Mcyc", "size MB",
+PLAN_COLUMNS = ("plan", "precision", "settings", "accuracy %", "drop (points)", "p50 ms or ~est. Mcyc", "size MB",
                 "within budget")
 
 
