@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.rows import report_rows
 from edgekit.benchmark.table import flatten
 from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.models.checkpoint import read_checkpoint
@@ -97,7 +98,7 @@ def main() -> int:
         if result is not None:
             entry["prune"] = {"summary": result.summary, "rounds": result.rounds}
         summary["variants"][name] = entry
-        rows += [{"model": model, "variant": name, **flatten(r)} for r in report["results"]]
+        rows += [{"model": model, "variant": name, **flatten(r)} for r in report_rows(report)]
         print(json.dumps(rows[-2:]), flush=True)
     write_results(out, model, summary, rows)
     return 0

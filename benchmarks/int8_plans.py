@@ -28,6 +28,7 @@ from _results import write_results  # noqa: E402
 
 from edgekit.artifact.folder import read_manifest
 from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.rows import report_rows
 from edgekit.benchmark.table import flatten
 from edgekit.models.checkpoint import read_checkpoint
 
@@ -85,10 +86,10 @@ def main() -> int:
                 "build": build, "recommended_model": manifest.recommended_model,
                 "recommendation_reason": manifest.recommendation_reason,
                 "plan": plan.to_dict() if plan is not None else None, "bench": report}
-            for result in report["results"]:
+            for result in report_rows(report):
                 rows.append({"model": model, "target": target, "build": label, **build,
                              "plan_chosen": plan.chosen if plan is not None else "",
-                             "recommended": result["file"] == manifest.recommended_model, **flatten(result)})
+                             "recommended": result.file == manifest.recommended_model, **flatten(result)})
             print(json.dumps({k: rows[-1][k] for k in ("target", "build", "plan_chosen")} | build), flush=True)
         write_results(out, model, summary, rows)  # after each target: a stopped run keeps those done
     return 0

@@ -24,6 +24,7 @@ import torch
 
 from edgekit.artifact.folder import read_manifest
 from edgekit.benchmark.run import bench_artifact
+from edgekit.benchmark.rows import report_rows
 from edgekit.benchmark.table import flatten, print_bench_table
 from edgekit.builder.pipeline import BuildOptions, build_artifact
 from edgekit.data import find_images
@@ -94,11 +95,11 @@ def main() -> int:
             manifest = read_manifest(artifact)
             summary["runs"].append({"model": name, "options": manifest.model.config.options, "target": target,
                                     "bench": report,
-                                    "parity": manifest.export["parity"],
+                                    "parity": manifest.export.parity.to_dict(),
                                     "build_latency_check": manifest.latency_check.to_dict(),
                                     "recommended_model": manifest.recommended_model,
                                     "recommendation_reason": manifest.recommendation_reason})
-            rows += [{"model": name, "target": target, **flatten(r)} for r in report["results"]]
+            rows += [{"model": name, "target": target, **flatten(r)} for r in report_rows(report)]
     write_results(out, args.tag, summary, rows)
     return 0
 

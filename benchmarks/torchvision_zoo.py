@@ -115,8 +115,8 @@ def one_network(name: str, work: Path, calib: Path, args) -> dict:
             calib=calib, calib_size=args.calib_size, parity_tolerance=tolerance, check_latency=False,
             force=True))
         manifest = read_manifest(out)
-        record.update(parity=manifest.export["parity"]["max_normalised_diff"],
-                      int8_agreement=manifest.quantization.int8_vs_fp32["top1_agreement"], stage="x86 kernel paths")
+        record.update(parity=manifest.export.parity.max_normalised_diff,
+                      int8_agreement=manifest.quantization.int8_vs_fp32.top1_agreement, stage="x86 kernel paths")
         record.update(x86_kernel_paths(out, calib_array[:2], emulate=args.emulate_avx2))
         record["stage"] = "bench"
         report = bench_artifact(out, runs=args.runs, warmup=args.warmup)
