@@ -321,7 +321,7 @@ def test_every_copy_of_the_runner_is_taken_from_its_one_file():
     """bench over SSH and the emulated board copy the runner by path: both paths are this module's file."""
     from pathlib import Path
 
-    from edgekit.benchmark.remote import RUNNER as OVER_SSH
+    from edgekit.runtimes.remote.runner import RUNNER as OVER_SSH
     from edgekit.runtimes.emulation.arm64 import BOARD_RUNNER as EMULATED
 
     assert OVER_SSH == EMULATED == Path(board_runner.__file__).resolve()
