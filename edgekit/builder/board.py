@@ -34,6 +34,10 @@ def _on_board(board: Board, backend: RuntimeBackend) -> Iterator[dict]:
         if arch != target.arch:
             raise EdgekitError(f"--host {timer.label} is {arch}, target {target.name} is {target.arch}: its "
                                "timings would not be the target's")
+        if timer.emulated:
+            raise EdgekitError(f"--host {timer.label} runs its python under qemu user-mode emulation: timings there "
+                               "say nothing about a real CPU (without --host, rpi4 plans are ranked by "
+                               "estimated Cortex-A72 cycles)")
         host = describe_host(timer.info, board=timer.label)
         say(f"timing on board {timer.label}: {host['cpu']}, {host['arch']}, {host['os']}, "
             f"onnxruntime {host['onnxruntime']}")

@@ -16,6 +16,10 @@ from edgekit.runtimes.remote.ssh import Board, Connection, connect
 RUNNER = Path(__file__).resolve().parents[1] / "board_runner.py"
 RUNNER_MISSING_DEPENDENCY = 3  # board_runner.MISSING_DEPENDENCY, kept literal: the runner is a script
 RUNNER_MODULES = ("numpy", "onnxruntime")
+# Run by the board's python: qemu user mode makes up /proc/self/stat (state "0" where the kernel writes
+# a letter), so a "board" that is an emulator says so (edgekit.core.processes reads it the same way).
+EMULATION_PROBE = ("f = open('/proc/self/stat').read().rsplit(')', 1)[-1].split()\n"
+                   "print('emulated' if f and not f[0].isalpha() else 'native')")
 
 
 def runner_json(connection: Connection, code: int, out: str, err: str, what: str) -> dict:
@@ -57,6 +61,7 @@ class BoardTimer:
         self._remote = ""
         self._runner: list[str] = []
         self._sent: dict[str, str] = {}  # sha256 -> path on the board
+        self.emulated = False  # the board's python runs under qemu user mode: its timings mean nothing
 
     def __enter__(self) -> BoardTimer:
         self._context = connect(self.board)
@@ -65,6 +70,8 @@ class BoardTimer:
             self.label = self._connection.label
             self._remote = self._connection.make_scratch_dir()
             self._runner, self.info = start_runner(self._connection, self.board, self._remote)
+            code, out, _ = self._connection.run([self.board.python, "-c", EMULATION_PROBE], timeout=120)
+            self.emulated = code == 0 and out.strip() == "emulated"
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
             raise

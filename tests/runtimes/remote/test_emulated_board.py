@@ -95,3 +95,13 @@ def test_bench_on_emulated_pi4_matches_x86_predictions(pi4_board, rpi4_artifact,
         assert row["top1"] == local[row["file"]]["top1"]
     int8 = next(row for row in report["results"] if row["precision"] == "int8")
     assert int8["agreement_with_fp32"] >= 0.9
+
+
+def test_a_build_refuses_to_time_on_an_emulated_board(pi4_board, trained_tiny, pattern_data, tmp_path):
+    """The right architecture is not enough: a "board" that is qemu would hand the planner emulated time."""
+    out = tmp_path / "art"
+    result = CliRunner().invoke(cli, ["build", "-m", "tiny_cnn", "--weights", str(trained_tiny["checkpoint"]),
+                                      "-t", "rpi4", "--calib", str(pattern_data["train"]), "-o", str(out),
+                                      *_options(pi4_board), "--remote-python", "python3"])
+    assert result.exit_code == 1 and "runs its python under qemu user-mode emulation" in result.output, result.output
+    assert not out.exists()
