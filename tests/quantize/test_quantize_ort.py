@@ -216,7 +216,53 @@ def test_batched_ranges_equal_ort_calibrators(fp32_onnx, trained_tiny, tmp_path,
         else:
             tolerance = _histogram_tolerance(ours.collector.histogram_dict[name],
                                              theirs.collector.histogram_dict[name], d, values, groups, label)
+        if method == "entropy" and d > 0 and not np.allclose(got, expected, rtol=0, atol=tolerance):
+            # The entropy range is an argmin over candidate thresholds: histograms that differ by
+            # the inference's own perturbation may tip a near-tie to another candidate, a jump
+            # no range tolerance describes. What must hold: judged on the reference histogram, our
+            # choice is within twice the largest pointwise change of the KL curve of the best.
+            _assert_entropy_choice_near_optimal(ours, theirs, name, label)
+            continue
         np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance, err_msg=label)
+
+
+def _kl_curve(calibrator, name: str, monkeypatch) -> np.ndarray:
+    """ORT's own get_entropy_threshold on one tensor's histogram, keeping every candidate's KL divergence
+    (the array it takes the argmin of) instead of only the winner."""
+    import onnxruntime.quantization.calibrate as ort_calibrate
+
+    from edgekit.quantize.ort import ENTROPY_BINS
+
+    seen = {}
+
+    class Recorder:
+        def __getattr__(self, attribute):
+            return getattr(np, attribute)
+
+        @staticmethod
+        def argmin(values, *args, **kwargs):
+            seen["curve"] = np.array(values, dtype=np.float64)
+            return np.argmin(values, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ort_calibrate, "np", Recorder())
+        calibrator.collector.get_entropy_threshold(calibrator.collector.histogram_dict[name],
+                                                   ENTROPY_BINS["num_quantized_bins"])
+    return seen["curve"]
+
+
+def _assert_entropy_choice_near_optimal(ours, theirs, name: str, label: str) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        mine, reference = _kl_curve(ours, name, monkeypatch), _kl_curve(theirs, name, monkeypatch)
+    finally:
+        monkeypatch.undo()
+    assert mine.shape == reference.shape, f"{label}: {mine.size} candidate thresholds, reference {reference.size}"
+    finite = np.isfinite(mine) & np.isfinite(reference)
+    change = float(np.abs(mine[finite] - reference[finite]).max())
+    chosen = int(np.argmin(mine))
+    assert np.isfinite(reference[chosen]) and reference[chosen] <= reference[finite].min() + 2 * change + 1e-12, \
+        f"{label}: our threshold's KL {reference[chosen]:g} vs the best {reference[finite].min():g} (curves move {change:g})"
 
 
 def test_run_size_obeys_fixed_batch_and_budget():
