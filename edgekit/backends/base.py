@@ -84,7 +84,8 @@ class RuntimeBackend:
     def logits(self, path: Path, images: np.ndarray, kernels: str | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def runner(self, path: str, threads: int, job: dict) -> Callable[[np.ndarray], np.ndarray]:
+    @classmethod
+    def runner(cls, path: str, threads: int, job: dict) -> Callable[[np.ndarray], np.ndarray]:
         """Run one input batch (the measurement worker's inner loop)."""
         raise NotImplementedError
 

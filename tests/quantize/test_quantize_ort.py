@@ -226,7 +226,7 @@ def test_batched_ranges_equal_ort_calibrators(fp32_onnx, trained_tiny, tmp_path,
         np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance, err_msg=label)
 
 
-def _kl_curve(calibrator, name: str, monkeypatch) -> np.ndarray:
+def _kl_curve(calibrator, name: str) -> np.ndarray:
     """ORT's own get_entropy_threshold on one tensor's histogram, keeping every candidate's KL divergence
     (the array it takes the argmin of) instead of only the winner."""
     import onnxruntime.quantization.calibrate as ort_calibrate
@@ -244,7 +244,7 @@ def _kl_curve(calibrator, name: str, monkeypatch) -> np.ndarray:
             seen["curve"] = np.array(values, dtype=np.float64)
             return np.argmin(values, *args, **kwargs)
 
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ort_calibrate, "np", Recorder())
         calibrator.collector.get_entropy_threshold(calibrator.collector.histogram_dict[name],
                                                    ENTROPY_BINS["num_quantized_bins"])
@@ -252,11 +252,7 @@ def _kl_curve(calibrator, name: str, monkeypatch) -> np.ndarray:
 
 
 def _assert_entropy_choice_near_optimal(ours, theirs, name: str, label: str) -> None:
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        mine, reference = _kl_curve(ours, name, monkeypatch), _kl_curve(theirs, name, monkeypatch)
-    finally:
-        monkeypatch.undo()
+    mine, reference = _kl_curve(ours, name), _kl_curve(theirs, name)
     assert mine.shape == reference.shape, f"{label}: {mine.size} candidate thresholds, reference {reference.size}"
     finite = np.isfinite(mine) & np.isfinite(reference)
     change = float(np.abs(mine[finite] - reference[finite]).max())

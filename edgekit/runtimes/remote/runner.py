@@ -6,11 +6,11 @@ build, so the latency check and every int8 plan the planner tries are timed on t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from edgekit.core.errors import EdgekitError
+from edgekit.core.hashing import sha256_file
 from edgekit.runtimes.remote.ssh import Board, Connection, connect
 
 RUNNER = Path(__file__).resolve().parents[1] / "board_runner.py"
@@ -98,7 +98,7 @@ class BoardTimer:
         return float(answer["latency_ms"]["p50"])
 
     def _send(self, path: Path) -> str:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_file(path)
         if digest not in self._sent:
             remote = f"{self._remote}/{digest[:16]}.onnx"
             self._connection.put(path, remote)

@@ -7,7 +7,6 @@ emulated arm64 Python of test_arm64.py. About 12 s per estimate here.
 """
 
 import os
-import stat
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from edgekit.core.errors import EdgekitError
 from edgekit.runtimes.emulation import a72_cost
 from edgekit.runtimes.emulation.a72_cost import a72_estimate_unavailable, estimate_a72_cycles, issue
+from tests.runtimes.emulation.test_arm64 import fake_tools
 from tests.system_tools import require_system_tool
 
 SHAPE = (1, 3, 32, 32)
@@ -72,25 +72,15 @@ def test_counts_per_inference_are_the_difference_between_the_marks():
         a72_cost.per_inference(a72_cost.read_marks("mark 1\nadd.x 5\nmark end\nadd.x 9\n"), 3)
 
 
-def _tools(tmp_path, **scripts):
-    folder = tmp_path / "bin"
-    folder.mkdir(exist_ok=True)
-    for name, body in scripts.items():
-        path = folder / name
-        path.write_text("#!/bin/sh\n" + body + "\n")
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return folder
-
-
 def _assert_one_line(message, fragment):
     assert message and "\n" not in message and fragment in message, message
 
 
 def test_without_a_plugin_capable_qemu_the_reason_is_one_line(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(_tools(tmp_path)))  # no qemu-aarch64 at all
+    monkeypatch.setenv("PATH", str(fake_tools(tmp_path)))  # no qemu-aarch64 at all
     _assert_one_line(a72_estimate_unavailable(), "apt-get install qemu-user")
     # A qemu-aarch64 without -plugin (as qemu-user-static's) is not enough either.
-    monkeypatch.setenv("PATH", str(_tools(tmp_path, **{"qemu-aarch64": 'echo "qemu-aarch64 version 7.2.0"'})))
+    monkeypatch.setenv("PATH", str(fake_tools(tmp_path, **{"qemu-aarch64": 'echo "qemu-aarch64 version 7.2.0"'})))
     _assert_one_line(a72_estimate_unavailable(), "qemu-user-static cannot load plugins")
     with pytest.raises(EdgekitError) as caught:
         estimate_a72_cycles(tmp_path / "bin" / "qemu-aarch64", SHAPE)  # any existing file will do
@@ -100,7 +90,7 @@ def test_without_a_plugin_capable_qemu_the_reason_is_one_line(monkeypatch, tmp_p
 def test_without_the_plugin_header_the_reason_names_the_set_up_script(monkeypatch, tmp_path):
     fake = ('case "$1" in -h) echo "-plugin [file=]file[,<argname>=<argvalue>]";; '
             '*) echo "qemu-aarch64 version 9.9.1";; esac')
-    monkeypatch.setenv("PATH", f"{_tools(tmp_path, **{'qemu-aarch64': fake})}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{fake_tools(tmp_path, **{'qemu-aarch64': fake})}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("EDGEKIT_QEMU_PLUGIN_H", raising=False)
     if any(path.is_file() for path in (a72_cost.Path("/usr/include/qemu-plugin.h"),
@@ -139,7 +129,12 @@ def _tiny_convnet(path):
 
 
 def _int8_copy(fp32, int8):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
