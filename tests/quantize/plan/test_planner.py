@@ -46,14 +46,16 @@ def _plan(folder):
 
 def test_planner_keeps_the_accuracy_budget_by_keeping_the_outlier_tensor_in_fp32(
         pattern_data, trained_tiny, outlier_checkpoint, tmp_path):
+    # A budget of 6 points (6 of 100 images): the fallback plan's own int8 error on the other tensors varies
+    # with the fixture's training on each machine (3 points has been seen); the outlier costs ~70 points.
     folder = _build(tmp_path, pattern_data, dict(trained_tiny, checkpoint=outlier_checkpoint),
-                    max_drop=2.0, val=pattern_data["val"], plan_budget=600, objective="size")
+                    max_drop=6.0, val=pattern_data["val"], plan_budget=600, objective="size")
     plan = _plan(folder)
     assert plan["baseline_accuracy"] >= 50  # 4 classes: fp32 is far above chance
     tried = [c for c in plan["candidates"] if c["status"] == "tried" and c["precision"] == "int8"]
     assert all(c["drop"] > 10 for c in tried if "fallback" not in c["name"])  # no calibration alone rescues it
     chosen = next(c for c in plan["candidates"] if c["name"] == plan["chosen"])
-    assert "fallback" in chosen["name"] and chosen["precision"] == "int8" and chosen["drop"] <= 2.0
+    assert "fallback" in chosen["name"] and chosen["precision"] == "int8" and chosen["drop"] <= 6.0
     assert "/features/features.2/Relu" in chosen["settings"]["fallback_nodes"]  # the outlier tensor's producer
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["recommended_model"] == "model_int8.onnx"
