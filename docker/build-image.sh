@@ -82,7 +82,14 @@ if [[ -z "$PYTHON" ]]; then
     PYTHON=python3
     [[ ! -x "$ROOT/.venv/bin/python" ]] || PYTHON="$ROOT/.venv/bin/python"
 fi
-"$PYTHON" -m pip download --quiet --only-binary=:all: --platform manylinux_2_28_aarch64 \
+# The wheels are the ones pip in the image would choose for its own glibc: pip does not widen an
+# explicit manylinux_2_X tag to older ones, so every tag from the base's glibc down to 2.17 is listed.
+GLIBC="$(tar -xOf "$BASE_TAR" --wildcards '*aarch64-linux-gnu/libc.so.6' 2>/dev/null \
+    | grep -a -o 'release version 2\.[0-9]*' | head -n 1 | sed 's/.* 2\.//')" || true
+[[ "$GLIBC" =~ ^[0-9]+$ && "$GLIBC" -ge 17 ]] || die "cannot read the glibc version of $BASE_TAR (remove it to rebuild)"
+PLATFORMS=()
+for ((minor = GLIBC; minor >= 17; minor--)); do PLATFORMS+=(--platform "manylinux_2_${minor}_aarch64"); done
+"$PYTHON" -m pip download --quiet --only-binary=:all: "${PLATFORMS[@]}" --platform manylinux2014_aarch64 \
     --python-version 3.11 --implementation cp --abi cp311 --dest "$WHEELS" \
     "onnxruntime==$ORT" "numpy==$NUMPY"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgekit.quantize.plan.table import render_plan
@@ -162,15 +163,23 @@ def render_tradeoff(tradeoff: Int8Tradeoff, target_name: str) -> list[str]:
 def print_verify_report(report: dict, console: Console | None = None) -> None:
     """`edgekit verify`: this host vs emulated aarch64, one row per model file."""
     emulated = report["emulated"]
-    table = Table(title=f"{report['model']} ({report['target']}): {report['host']['arch']} vs emulated aarch64 "
-                        "ONNX Runtime",
-                  caption=f"{emulated['cpu']} under qemu user-mode, ONNX Runtime {emulated['onnxruntime']}, "
-                          f"{report['inputs']}. Pass: top-1 agreement 100% and max normalised diff <= "
-                          f"{report['tolerance']:g}. Correctness only: emulation says nothing about speed.")
-    for title in ("model file", "prec", "max |diff|", "max norm diff", "top-1 agree", "bit-exact", "result"):
-        table.add_column(title, justify="left" if title in ("model file", "prec", "result") else "right")
+    versions = ", ".join(f"{name} {emulated[name]}" for name in ("onnxruntime", "openvino") if emulated.get(name))
+    table = Table(title=f"{report['model']} ({report['target']}): {report['host']['arch']} vs emulated aarch64",
+                  caption=f"{emulated['cpu']} under qemu user-mode, {versions}, {report['inputs']}. Pass: top-1 "
+                          f"agreement 100% and max normalised diff <= {report['tolerance']:g} (OpenVINO int8: "
+                          "top-1 alone, its kernels differ by ISA). Correctness only: emulation says nothing "
+                          "about speed.")
+    for title in ("model file", "runtime", "prec", "max |diff|", "max norm diff", "top-1 agree", "bit-exact", "result"):
+        table.add_column(title, justify="left" if title in ("model file", "runtime", "prec", "result") else "right")
     for row in report["results"]:
-        table.add_row(row["file"], row["precision"], f"{row['max_abs_diff']:.3g}", f"{row['max_norm_diff']:.3g}",
-                      f"{100 * row['top1_agreement']:.1f}%", "yes" if row["bit_exact"] else "no",
-                      "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]")
-    (console or Console(width=max(Console().width, 110))).print(table)
+        if "error" in row:
+            table.add_row(row["file"], row["runtime"], row["precision"], "-", "-", "-", "-", "[red]FAIL[/red] (below)")
+            continue
+        table.add_row(row["file"], row["runtime"], row["precision"], f"{row['max_abs_diff']:.3g}",
+                      f"{row['max_norm_diff']:.3g}", f"{100 * row['top1_agreement']:.1f}%",
+                      "yes" if row["bit_exact"] else "no", "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]")
+    console = console or Console(width=max(Console().width, 110))
+    console.print(table)
+    for row in report["results"]:
+        if "error" in row:
+            console.print(f"{escape(row['file'])}: {escape(row['error'])}", soft_wrap=True)

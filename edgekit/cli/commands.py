@@ -368,7 +368,7 @@ def train_command(ctx, model, data, out, preset, epochs, batch_size, lr, weight_
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @click.option("--rebuild-cache", is_flag=True, help="Re-create the cached arm64 Python (rootfs + wheels).")
 def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path, rebuild_cache) -> None:
-    """Run the artifact's ONNX Runtime models on emulated aarch64 (qemu) and compare with this machine.
+    """Run the artifact's ONNX Runtime and OpenVINO models on emulated aarch64 (qemu); compare with this machine.
 
     Correctness only: emulated timings are not performance numbers, so none are shown.
     """

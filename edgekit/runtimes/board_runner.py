@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """edgekit's board runner: runs an artifact's ONNX Runtime models where only python3, numpy and
-onnxruntime are installed.
+onnxruntime are installed (its sessions open OpenVINO IR too, where openvino is: verify uses them).
 
 Self-contained on purpose: it is copied to boards over SSH, baked into the arm64 image and run under
 qemu, so it imports nothing from edgekit and nothing beyond the standard library, numpy and
@@ -8,7 +8,6 @@ onnxruntime (Python 3.8+). The local `edgekit bench` uses the same measurement l
 numbers from a board and from this machine come from one piece of code.
 
     python3 board_runner.py info
-    python3 board_runner.py infer MODEL.onnx INPUTS.npy OUTPUTS.npy [--threads N]
     python3 board_runner.py bench ARTIFACT_DIR [--runs N] [--warmup N] [--threads N]
                                                [--data EVAL.npy] [--json OUT.json]
     python3 board_runner.py measure < job.json      (one model in a fresh process; bench uses it)
@@ -16,7 +15,7 @@ numbers from a board and from this machine come from one piece of code.
 bench checks the manifest and the sha256 of every file it will read before running anything. Its
 workers run under $EDGEKIT_RUNNER_PYTHON if set, a JSON argv such as ["qemu-aarch64-static", "python3"].
 
-Exit codes: 0 done, 1 a model failed, 2 bad usage or input, 3 numpy/onnxruntime missing.
+Exit codes: 0 done, 1 a model failed, 2 bad usage or input, 3 numpy/onnxruntime/openvino missing.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -58,9 +58,11 @@ def _require(module: str):
 
 
 def _version(module: str):
+    """The release of an importable module (openvino's __version__ is a build string); else None."""
     try:
-        return __import__(module).__version__
-    except ImportError:
+        __import__(module)
+        return importlib.metadata.version(module)
+    except ImportError:  # PackageNotFoundError is one too
         return None
 
 
@@ -82,6 +84,7 @@ def host_info() -> dict:
         "os": release.get("PRETTY_NAME", "").strip('"') or platform.platform(),
         "kernel": platform.release(), "python": platform.python_version(),
         "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime"),
+        "openvino": _version("openvino"),
         "cpuinfo": _read("/proc/cpuinfo"),
         "ort_session_config": EXACT_INT8_OPTIONS if int8_saturates_here() else {},
     }
@@ -123,8 +126,6 @@ X86_INT8_KERNELS = (EXACT_KERNELS, DEFAULT_KERNELS)
 def cpuid_features() -> dict:
     """numpy's reading of CPUID ({"AVX2": True, "AVX512VNNI": False, ...}; {} where unknown). CPUID,
     not /proc/cpuinfo: an emulated CPU answers for itself, while qemu passes the host's file through."""
-    import importlib
-
     _require("numpy")
     for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
         try:
@@ -170,6 +171,25 @@ def ort_runner(job: dict):
     session = ort.InferenceSession(job["model_path"], options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
+
+
+def compile_openvino(ov, path: str, *, threads: int = 0, precision=None, batch: int = 1):
+    """An IR compiled for this CPU at a static batch (edgekit's own OpenVINO sessions are these)."""
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.input(0): ov.PartialShape([batch, *list(model.input(0).get_partial_shape())[1:]])})
+    config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {}),
+              **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
+    return core.compile_model(model, "CPU", config)
+
+
+def openvino_runner(job: dict):
+    request = compile_openvino(_require("openvino"), job["model_path"], threads=job["threads"],
+                               precision=job.get("inference_precision")).create_infer_request()
+    return lambda x: request.infer({0: x})[0].copy()
+
+
+RUNNERS = {"onnxruntime": ort_runner, "openvino": openvino_runner}
 
 
 def measure(job: dict, make_runner=ort_runner) -> dict:
@@ -412,20 +432,6 @@ def bench(folder: str, *, runs: int, warmup: int, threads, data_path, json_path=
     return report
 
 
-def infer(model: str, inputs: str, outputs: str, threads: int) -> None:
-    np = _require("numpy")
-    for what, path in (("model", model), ("inputs", inputs), ("outputs folder", os.path.dirname(outputs) or ".")):
-        if not os.path.exists(path):
-            raise RunnerError(f"infer: {what} {path} does not exist")
-    try:
-        images = np.load(inputs, allow_pickle=False)
-    except Exception as error:
-        raise RunnerError(f"infer: inputs {inputs} is not a readable .npy file: {_one_line(error)}") from None
-    run = ort_runner({"model_path": model, "threads": threads})
-    results = [np.asarray(run(np.ascontiguousarray(images[i:i + 1])), dtype=np.float32) for i in range(len(images))]
-    np.save(outputs, np.concatenate(results))
-
-
 def _progress(message: str) -> None:
     sys.stderr.write(f"board_runner: {message}\n")
     sys.stderr.flush()
@@ -453,10 +459,6 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="describe this machine (one JSON line)")
     commands.add_parser("measure", help="measure one model; job JSON on stdin")
-    infer_parser = commands.add_parser("infer", help="run a model on every sample of an .npy file")
-    for name in ("model", "inputs", "outputs"):
-        infer_parser.add_argument(name)
-    infer_parser.add_argument("--threads", type=int, default=0)
     bench_parser = commands.add_parser("bench", help="benchmark an artifact's ONNX Runtime models")
     bench_parser.add_argument("artifact")
     bench_parser.add_argument("--runs", type=int, default=200)
@@ -480,9 +482,6 @@ def main(argv=None) -> int:
             print(json.dumps(host_info()))
         elif args.command == "measure":
             print("\n" + json.dumps(measure_reporting_errors(json.loads(sys.stdin.read()))))
-        elif args.command == "infer":
-            _check_counts(("--threads", args.threads, 0))  # 0: onnxruntime's default (edgekit verify's)
-            infer(args.model, args.inputs, args.outputs, args.threads)
         else:
             _check_counts(("--runs", args.runs, 1), ("--warmup", args.warmup, 0), ("--threads", args.threads, 1))
             report = bench(args.artifact, runs=args.runs, warmup=args.warmup, threads=args.threads,

@@ -96,17 +96,9 @@ def ort_logits(path: Path, images: np.ndarray, *, batch_size: int = 8, threads: 
 def openvino_compiled(path: Path, *, threads: int = 0, precision: str | None = "f32", batch: int = 1):
     import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(str(path))
-    shape = list(model.input(0).get_partial_shape())
-    shape[0] = batch
-    model.reshape({model.input(0): ov.PartialShape(shape)})
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    return core.compile_model(model, "CPU", config)
+    from edgekit.runtimes.board_runner import compile_openvino
+
+    return compile_openvino(ov, path, threads=threads, precision=precision, batch=batch)
 
 
 def openvino_logits(path: Path, images: np.ndarray, *, precision: str | None = "f32") -> np.ndarray:

@@ -81,12 +81,12 @@ def _same_int8_on_an_emulated_avx2_cpu(model, images: np.ndarray, tmp_path) -> s
     import subprocess
     import sys
 
-    from edgekit.runtimes import board_runner
+    from edgekit.runtimes.emulation import INFER_DRIVER
 
     qemu = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
     assert qemu, "qemu-x86_64 is needed for the emulated AVX2 sweep (apt-get install qemu-user-static)"
     np.save(tmp_path / "images.npy", images)
-    done = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, board_runner.__file__, "infer", str(model),
+    done = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, str(INFER_DRIVER), str(model),
                            str(tmp_path / "images.npy"), str(tmp_path / "avx2.npy"), "--threads", "1"],
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]

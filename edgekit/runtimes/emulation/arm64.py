@@ -1,9 +1,10 @@
 """An emulated Raspberry Pi 4 (aarch64 Cortex-A72): qemu user-mode plus a cached arm64 Python.
 
 The cache holds a Debian arm64 root file system (unpacked, never booted) and aarch64 wheels of the
-host's own onnxruntime and numpy versions, so emulated and native results come from the same
-releases. It is built once (10-60 s) in a temp folder and renamed into place only after a smoke
-test passes: a folder with a matching stamp.json is complete by construction.
+host's own onnxruntime, OpenVINO and numpy versions, so emulated and native results come from the
+same releases. The wheels are chosen for the root file system's own glibc, as pip on the board would.
+It is built once (10-60 s) in a temp folder and renamed into place only after a smoke test passes:
+a folder with a matching stamp.json is complete by construction.
 
 Results from here are for correctness only: emulated timings say nothing about a real board.
 """
@@ -31,10 +32,11 @@ from edgekit.runtimes.board_runner import RUNNER_PYTHON
 QEMU_CPU = "cortex-a72"
 SUITE = "bookworm"
 ROOTFS_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6")
-WHEEL_PLATFORM = "manylinux_2_28_aarch64"
-RECIPE = 2  # bump when the set-up below changes, so that older caches are rebuilt
+OLDEST_MANYLINUX = (2, 17)  # manylinux2014: older wheels are not offered for aarch64
+RECIPE = 3  # bump when the set-up below changes, so that older caches are rebuilt
 SETUP_TIMEOUT_S = 900
 BOARD_RUNNER = Path(__file__).resolve().parents[1] / "board_runner.py"
+INFER_DRIVER = Path(__file__).resolve().parent / "infer_driver.py"  # verify's: one model over an .npy file
 ARCHES = {"arm64": "arm64", "aarch64": "arm64"}
 # Host variables the emulated process may see; anything else (LD_PRELOAD, PYTHONHOME, a venv's
 # PYTHONPATH) belongs to the x86 side and would confuse qemu or the aarch64 interpreter.
@@ -57,9 +59,32 @@ def cache_root() -> Path:
 
 
 def host_versions() -> dict[str, str]:
-    from importlib.metadata import version
+    """The host's runtimes (OpenVINO only where installed) and numpy: the emulated side gets the same."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"onnxruntime": version("onnxruntime"), "numpy": version("numpy")}
+    versions = {"onnxruntime": version("onnxruntime"), "numpy": version("numpy")}
+    try:
+        versions["openvino"] = version("openvino")
+    except PackageNotFoundError:
+        pass
+    return versions
+
+
+def manylinux_platforms(glibc: str, machine: str = "aarch64") -> list[str]:
+    """pip's ``--platform`` values for a system with this glibc ("2.36"), newest first.
+
+    pip does not widen an explicit ``manylinux_2_X`` to older tags as it does for the running
+    system, so one fixed tag misses wheels on either side of it (openvino's aarch64 wheel is
+    manylinux_2_35, onnxruntime's manylinux_2_28): every compatible tag is listed.
+    """
+    try:
+        major, minor = (int(part) for part in glibc.split("."))
+    except ValueError:
+        raise EdgekitError(f"cannot read the emulated system's glibc version from {glibc!r}") from None
+    if (major, minor) < OLDEST_MANYLINUX:
+        raise EdgekitError(f"the emulated system's glibc {glibc} is older than manylinux2014 (2.17): no wheels fit it")
+    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, OLDEST_MANYLINUX[1] - 1, -1)]
+    return [*tags, f"manylinux2014_{machine}"]
 
 
 def pi4_cpuinfo(cores: int = 4) -> str:
@@ -99,6 +124,17 @@ class Arm64Python:
     def python(self) -> Path:
         return self.rootfs / "usr" / "bin" / "python3.11"
 
+    def glibc(self) -> str:
+        """The root file system's glibc version, asked of its own python3 ("2.36")."""
+        argv, env = self.command("-c", "import os; print(os.confstr('CS_GNU_LIBC_VERSION'))", timeout_s=120)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        words = done.stdout.split()
+        if done.returncode != 0:
+            raise EdgekitError(describe_failure("glibc query", done.returncode, done.stderr, 120))
+        if len(words) != 2 or words[0] != "glibc":
+            raise EdgekitError(f"the emulated python3 gives {done.stdout.strip()[:80]!r} as its C library, expected glibc")
+        return words[1]
+
     def stamp(self) -> dict:
         return json.loads((self.root / "stamp.json").read_text())
 
@@ -131,7 +167,11 @@ class Arm64Python:
 
     def run_runner(self, *args: str, timeout_s: float = 600, what: str = "board runner") -> str:
         """Run the board runner emulated; return its stdout or raise a one-line error."""
-        argv, env = self.runner_command(*args, timeout_s=timeout_s)
+        return self.run_script(BOARD_RUNNER, *args, timeout_s=timeout_s, what=what)
+
+    def run_script(self, script: Path, *args: str, timeout_s: float = 600, what: str) -> str:
+        """Run one of edgekit's self-contained scripts emulated; return its stdout or raise a one-line error."""
+        argv, env = self.command(str(script), *args, timeout_s=timeout_s)
         with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
             try:
                 stdout, stderr = child.communicate()
@@ -220,15 +260,17 @@ def _set_up(target: Arm64Python, versions: dict[str, str]) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-    pins = [f"{name}=={version}" for name, version in versions.items()]
-    _step(2, f"aarch64 wheels {' '.join(pins)} (pip, ~130 MB)",
-          [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-           "--target", str(target.site), "--platform", WHEEL_PLATFORM, "--only-binary=:all:",
-           "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", *pins],
-          f"pip cannot fetch aarch64 wheels of {' '.join(pins)} (offline, or no {WHEEL_PLATFORM} wheel)")
     (target.rootfs / "proc").mkdir(exist_ok=True)
     (target.rootfs / "proc" / "cpuinfo").write_text(pi4_cpuinfo())
-    say(f"arm64 set-up 3/3: checking that onnxruntime imports on an emulated {QEMU_CPU}")
+    glibc = target.glibc()
+    platforms = manylinux_platforms(glibc)
+    pins = [f"{name}=={version}" for name, version in versions.items()]
+    _step(2, f"aarch64 wheels {' '.join(pins)} for glibc {glibc} (pip, ~160 MB)",
+          [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+           "--target", str(target.site), *(f"--platform={tag}" for tag in platforms), "--only-binary=:all:",
+           "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", *pins],
+          f"pip cannot fetch aarch64 wheels of {' '.join(pins)} (offline, or none for glibc {glibc})")
+    say(f"arm64 set-up 3/3: checking that {', '.join(versions)} import on an emulated {QEMU_CPU}")
     info = json.loads(target.run_runner("info", timeout_s=300, what="python3 smoke test").splitlines()[-1])
     info.pop("cpuinfo", None)
     found = {name: info.get(name) for name in versions}
@@ -236,7 +278,7 @@ def _set_up(target: Arm64Python, versions: dict[str, str]) -> None:
         raise EdgekitError(f"the emulated python3 reports {info.get('arch')} with {found}, expected aarch64 "
                            f"with {versions}")
     stamp = {"recipe": RECIPE, "versions": versions, "suite": SUITE, "packages": list(ROOTFS_PACKAGES),
-             "wheel_platform": WHEEL_PLATFORM, "qemu_cpu": QEMU_CPU, "board": info,
+             "glibc": glibc, "wheel_platforms": [platforms[0], platforms[-1]], "qemu_cpu": QEMU_CPU, "board": info,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (target.root / "stamp.json").write_text(json.dumps(stamp, indent=2) + "\n")
     say(f"arm64 set-up done in {time.monotonic() - started:.0f} s (reused from now on)")

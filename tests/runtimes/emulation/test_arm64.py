@@ -136,10 +136,22 @@ def test_missing_mmdebstrap_is_a_one_line_error(monkeypatch, tmp_path):
     assert_one_line_error(run_verify(fake_artifact(tmp_path / "art")), "apt-get install mmdebstrap")
 
 
-def test_unknown_arch_and_artifacts_without_onnxruntime_models_are_refused(tmp_path):
+def test_unknown_arch_and_artifacts_without_verifiable_models_are_refused(tmp_path):
     assert_one_line_error(run_verify(fake_artifact(tmp_path / "a"), "--arch", "riscv64"), "only arm64")
-    torch_only = fake_artifact(tmp_path / "b", runtimes=("pytorch", "openvino"))
-    assert_one_line_error(run_verify(torch_only), "no ONNX Runtime models to verify (it has openvino, pytorch)")
+    torch_only = fake_artifact(tmp_path / "b", runtimes=("pytorch",))
+    assert_one_line_error(run_verify(torch_only), "no ONNX Runtime or OpenVINO models to verify (it has pytorch)")
+
+
+def test_wheels_are_chosen_for_the_emulated_glibc_down_to_manylinux2014():
+    tags = arm64.manylinux_platforms("2.36")
+    assert tags[0] == "manylinux_2_36_aarch64" and tags[-1] == "manylinux2014_aarch64"
+    # openvino 2026.4.1's aarch64 wheel and onnxruntime's: one fixed tag would miss one of them.
+    assert {"manylinux_2_35_aarch64", "manylinux_2_28_aarch64", "manylinux_2_17_aarch64"} <= set(tags)
+    assert len(tags) == 36 - 17 + 2
+    assert arm64.manylinux_platforms("2.17") == ["manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+    for bad, fragment in (("2.x", "cannot read"), ("2.12", "older than manylinux2014"), ("", "cannot read")):
+        with pytest.raises(EdgekitError, match=fragment):
+            arm64.manylinux_platforms(bad)
 
 
 def test_interrupted_set_up_leaves_no_cache_that_is_trusted_later(monkeypatch, tmp_path):
@@ -152,9 +164,18 @@ def test_interrupted_set_up_leaves_no_cache_that_is_trusted_later(monkeypatch, t
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_a_root_file_system_whose_python_cannot_say_its_glibc_is_a_one_line_error(monkeypatch, tmp_path):
+    tools = fake_tools(tmp_path, **{"qemu-aarch64-static": "echo 'musl libc' ",
+                                    "mmdebstrap": 'for last; do :; done; mkdir -p "$last/dev/pts"'})
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    assert_one_line_error(run_verify(fake_artifact(tmp_path / "art")), "gives 'musl libc' as its C library, expected glibc")
+    assert not any((tmp_path / "cache").glob("arm64-*"))
+
+
 def test_pip_without_network_is_a_one_line_error(monkeypatch, tmp_path):
-    # An empty rootfs, so that the set-up gets as far as pip.
-    tools = fake_tools(tmp_path, **{"qemu-aarch64-static": "exit 1",
+    # An empty rootfs whose python3 says its glibc, so that the set-up gets as far as pip.
+    tools = fake_tools(tmp_path, **{"qemu-aarch64-static": "echo 'glibc 2.36'",
                                     "mmdebstrap": 'for last; do :; done; mkdir -p "$last/dev/pts"'})
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
@@ -166,6 +187,7 @@ def test_pip_without_network_is_a_one_line_error(monkeypatch, tmp_path):
         monkeypatch.setenv(name, value)
     result = run_verify(fake_artifact(tmp_path / "art"))
     assert_one_line_error(result, "pip cannot fetch aarch64 wheels of onnxruntime==")
+    assert "openvino==" in result.output and "none for glibc 2.36" in result.output
     assert not any((tmp_path / "cache").glob("arm64-*"))
 
 
@@ -183,6 +205,24 @@ def test_rpi4_artifact_gives_the_same_answers_on_emulated_aarch64(needs_qemu, rp
     assert rows["fp32"]["max_norm_diff"] < 1e-5
     assert all(row["top1_agreement"] == 1.0 for row in rows.values())
     assert "model_int8.onnx" in result.output and " ms" not in result.output
+
+
+def test_openvino_artifact_on_emulated_aarch64(needs_qemu, openvino_artifact, pattern_data, tmp_path):
+    """The fp32 IR gives the x86 answers on ARM. The NNCF int8 IR does not run on a Cortex-A72 (ARMv8.0,
+    no dot product) with OpenVINO 2026.4.1: it fails to compile at a static batch and returns no rows at
+    a dynamic one (emulated -cpu neoverse-n1, ARMv8.2, runs it). verify must say so as a failed row; if a
+    release changes this, docs/boards.md changes with this test."""
+    result = run_verify(openvino_artifact, "--data", pattern_data["val"], "--limit", 8, "--json", tmp_path / "v.json")
+    report = json.loads((tmp_path / "v.json").read_text())
+    rows = {(row["runtime"], row["precision"]): row for row in report["results"]}
+    assert set(rows) == {("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")}
+    fp32_ir = rows[("openvino", "fp32")]
+    assert fp32_ir["passed"] and fp32_ir["max_norm_diff"] < 1e-5 and fp32_ir["top1_agreement"] == 1.0
+    assert report["emulated"]["openvino"] == report["host"]["openvino"]
+    int8_ir = rows[("openvino", "int8")]
+    assert not int8_ir["passed"] and "openvino cannot load model_int8.xml here" in int8_ir["error"], int8_ir
+    assert_one_line_error(result, "openvino/model_int8.xml (openvino cannot load model_int8.xml here")
+    assert "FAIL" in result.output and "pass" in result.output
 
 
 def test_emulated_bench_starts_its_workers_through_qemu(needs_qemu, rpi4_artifact):

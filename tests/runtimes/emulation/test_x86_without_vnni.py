@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from edgekit.runtimes import board_runner
+from edgekit.runtimes.emulation import INFER_DRIVER
 from edgekit.runtimes.sessions import ort_logits
 from tests.system_tools import require_system_tool
 
@@ -103,7 +104,7 @@ def test_edgekit_int8_on_an_emulated_avx2_cpu_is_the_exact_int8_where_ort_defaul
 
     haswell("-c", DEFAULT_SESSION, model, tmp_path / "images.npy", tmp_path / "default.npy")
     haswell("-c", EDGEKIT_SESSION, model, tmp_path / "images.npy", tmp_path / "edgekit.npy")
-    haswell(board_runner.__file__, "infer", model, tmp_path / "images.npy", tmp_path / "runner.npy",
+    haswell(str(INFER_DRIVER), model, tmp_path / "images.npy", tmp_path / "runner.npy",
             "--threads", "1")
 
     # The emulation reaches ORT's saturating kernels (else this test would show nothing)...
