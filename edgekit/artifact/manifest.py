@@ -29,6 +29,7 @@ from edgekit.artifact.records import (
     ExportRecord,
     LogitComparison,
     OutputSpec,
+    RewriteRecord,
     SimplifyRecord,
     Versions,
 )
@@ -228,6 +229,7 @@ class ArtifactManifest(Record):
     models: Annotated[tuple[ModelEntry, ...], Meta(min_length=1)]
     export: ExportRecord | None = None
     simplify: SimplifyRecord | None = None
+    rewrite: RewriteRecord | None = None
     conversion: ConversionRecord | None = None
     quantization: QuantizationRecord | None = None
     quantization_plan: QuantizationPlan | None = None

@@ -1,5 +1,5 @@
-"""What the build's fp32 stages recorded (manifest ``output``, ``export``, ``simplify``, ``conversion``) and
-how two runtimes' logits compared (``export.parity``, ``quantization.int8_vs_fp32``).
+"""What the build's fp32 stages recorded (manifest ``output``, ``export``, ``simplify``, ``rewrite``,
+``conversion``) and how two runtimes' logits compared (``export.parity``, ``quantization.int8_vs_fp32``).
 
 Shared by the writers (edgekit.builder.export and .simplify, edgekit.quantize.openvino, the int8
 planner) and the readers (REPORT.md, bench): the record, not a dict, is what they agree on.
@@ -78,6 +78,39 @@ class SimplifyRecord(Record):
     reason: str | None = None
     nodes_before: int
     nodes_after: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphRewriteRecord(Record):
+    """One exact graph rewrite (edgekit.rewrite): how often it matched, whether it was kept and why not,
+    the nodes that looked like its pattern but were left as they are, its fp32 parity with the graph
+    before any rewrite, and the fp32 latency before and after it where it was timed."""
+
+    OMIT_DEFAULTS = True
+
+    name: str
+    pattern: str
+    matches: int
+    applied: bool
+    reason: str | None = None
+    near_misses: tuple[str, ...] = ()
+    parity_max_normalised_diff: float | None = None
+    fp32_ms_before: float | None = None
+    fp32_ms_after: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewriteRecord(Record):
+    """The rewrite stage between simplify and quantize (``rewrite``); ``timing`` says where the gains
+    were timed, or why they were not."""
+
+    tool: str
+    version: str
+    parity_tolerance: float
+    timing: str
+    nodes_before: int
+    nodes_after: int
+    rewrites: tuple[GraphRewriteRecord, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from edgekit.artifact.manifest import (
     QuantizationRecord,
     TargetRecord,
 )
-from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec
+from edgekit.artifact.records import ExportRecord, LogitComparison, OutputSpec, RewriteRecord
 from edgekit.backends.base import FP32_ONNX, RuntimeBackend
 from edgekit.benchmark.run import labels_as_outputs
 from edgekit.builder import export, simplify
@@ -48,6 +49,7 @@ from edgekit.quantize.plan.evaluation import PlanImages, split_for_planning
 from edgekit.quantize.plan.planner import plan_int8
 from edgekit.quantize.plan.request import PlanRequest
 from edgekit.quantize.plan.table import print_plan_table
+from edgekit.rewrite import rewrite_onnx
 from edgekit.runtimes.compare import compare_logits
 from edgekit.runtimes.remote.ssh import Board
 from edgekit.runtimes.sessions import ort_logits
@@ -74,6 +76,7 @@ class BuildOptions:
     objective: str = "latency"
     plan_budget: float | None = None  # seconds
     check_latency: bool = True
+    rewrite: bool = True  # the exact graph rewrites of edgekit.rewrite
     force: bool = False
 
 
@@ -208,7 +211,8 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
             exported = export.export_onnx(source.module, check_inputs, raw, exporter=options.exporter,
                                           opset=options.opset)
             advance()
-        simplified = simplify.simplify_onnx(raw, fp32_onnx)
+        simplified = simplify.simplify_onnx(raw, scratch / "simplified.onnx")
+        rewritten = _rewrite(scratch / "simplified.onnx", fp32_onnx, check_inputs, scratch, backend, options)
         exported = replace(exported, parity=export.check_parity(
             source.module, fp32_onnx, check_inputs, tolerance=options.parity_tolerance, input_source=check_source))
         extra = {"pruned_shapes": source.pruned_shapes} if source.pruned_shapes else {}
@@ -216,10 +220,11 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
         models.append(ModelEntry.of("model_fp32.pt", "pytorch", "fp32", role="reference"))
     else:
         exported = ExportRecord(exporter=None, note=f"ONNX input {source.onnx_path} used as given")
-        simplified = simplify.simplify_onnx(source.onnx_path, fp32_onnx)
+        simplified = simplify.simplify_onnx(source.onnx_path, scratch / "simplified.onnx")
+        rewritten = _rewrite(scratch / "simplified.onnx", fp32_onnx, check_inputs, scratch, backend, options)
         parity = compare_logits(ort_logits(source.onnx_path, check_inputs), ort_logits(fp32_onnx, check_inputs),
                                        reference_name=f"the input model {source.onnx_path.name}",
-                                       candidate_name="the simplified model")
+                                       candidate_name="the simplified (and rewritten) model")
         exported = replace(exported, parity=LogitComparison.of(
             parity, reference="the input ONNX model in ONNX Runtime", inputs=check_source))
     models.append(ModelEntry.of(FP32_ONNX, "onnxruntime", "fp32"))  # ONNX: every backend's starting point
@@ -233,7 +238,7 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
         output=OutputSpec(name=export.OUTPUT_NAME, meaning="logits (no softmax)"),
         # Output i is classes[i]: bench maps evaluation folders to outputs by these names.
         classes=source.classes, preprocessing=source.preprocessing, target=TargetRecord.from_profile(profile),
-        versions=installed_versions(), models=models, export=exported, simplify=simplified)
+        versions=installed_versions(), models=models, export=exported, simplify=simplified, rewrite=rewritten)
 
     manifest = backend.prepare(folder, manifest)
     if calibration is None:
@@ -254,6 +259,26 @@ def _build_into(folder: Path, scratch: Path, source: SourceModel, backend: Runti
                                manifest.quantization_plan)
     return replace(manifest, recommended_model=model, recommendation_reason=reason,
                    build_host=_build_host(manifest, profile))
+
+
+def _rewrite(simplified: Path, fp32_onnx: Path, check_inputs: np.ndarray, scratch: Path, backend: RuntimeBackend,
+             options: BuildOptions) -> RewriteRecord | None:
+    """The exact graph rewrites (edgekit.rewrite) on the simplified fp32 ONNX, their gains timed as the
+    build's latency check times (fp32, the target's threads) where it can."""
+    if not options.rewrite:
+        shutil.copyfile(simplified, fp32_onnx)
+        return None
+    time_fp32, timing = None, "not timed: --no-latency-check"
+    if options.check_latency:
+        why = (f"the {backend.runtime} target's gains are not timed (ONNX Runtime only)" if backend.runtime != "onnxruntime"
+               else None if backend.board is not None else why_latency_not_measured_here(backend.target))
+        if why is None:
+            shape = (1, *check_inputs.shape[1:])
+            time_fp32 = lambda path: backend.latency(path, shape, runs=30, warmup=5, max_seconds=5)  # noqa: E731
+            timing = f"fp32 p50 on {backend.timed_where()}, batch 1, {backend.target.threads} threads"
+        else:
+            timing = f"not timed: {why}"
+    return rewrite_onnx(simplified, fp32_onnx, check_inputs, scratch=scratch, time_fp32=time_fp32, timing=timing)
 
 
 def _build_host(manifest: ArtifactManifest, profile: Target) -> dict:

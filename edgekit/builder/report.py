@@ -19,6 +19,7 @@ from edgekit.runtimes.board_runner import DEFAULT_KERNELS, EXACT_INT8_OPTIONS
 
 if TYPE_CHECKING:  # cli.py imports this module for --help: no manifest (numpy) at import time
     from edgekit.artifact.manifest import ArtifactManifest, Int8Tradeoff
+    from edgekit.artifact.records import RewriteRecord
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
@@ -56,6 +57,7 @@ def render_report(manifest: ArtifactManifest) -> str:
         f"- Simplification ({simplified.tool}): {simplified.nodes_before} -> "
         f"{simplified.nodes_after} nodes"
         + ("" if simplified.applied else f" (not applied: {simplified.reason})") + ".",
+        *_rewrite_lines(manifest.rewrite),
     ]
     quant = manifest.quantization
     if quant.skipped is not None:
@@ -102,6 +104,26 @@ def render_report(manifest: ArtifactManifest) -> str:
         lines += [f"- {key.replace('_', ' ')}: {text}" for key, text in target.rationale.items()]
     lines += ["", "Full details and sha256 of every file: `manifest.json`. Benchmark: `edgekit bench <this folder>`.", ""]
     return "\n".join(lines)
+
+
+def _rewrite_lines(rewrite: RewriteRecord | None) -> list[str]:
+    """The exact graph rewrites: what was rewritten, its parity and fp32 gain, and what was left as it was."""
+    if rewrite is None:
+        return ["- Graph rewrites: off (--no-rewrite)."]
+    lines = [f"- Graph rewrites ({rewrite.tool} {rewrite.version}, each kept only within fp32 parity "
+             f"{rewrite.parity_tolerance:g}; gains {rewrite.timing}): {rewrite.nodes_before} -> "
+             f"{rewrite.nodes_after} nodes."]
+    for item in rewrite.rewrites:
+        if item.applied:
+            gain = (f", fp32 {item.fp32_ms_before:.3f} -> {item.fp32_ms_after:.3f} ms "
+                    f"({item.fp32_ms_before / item.fp32_ms_after:.2f}x)" if item.fp32_ms_before else "")
+            text = f"{item.matches} rewritten, parity {item.parity_max_normalised_diff:.1e}{gain}"
+        else:
+            text = f"not applied ({item.reason})"
+        if item.near_misses:
+            text += f"; left as they are: {'; '.join(item.near_misses)}"
+        lines.append(f"  - `{item.name}` ({item.pattern}): {text}.")
+    return lines
 
 
 def _x86_int8_lines(manifest: ArtifactManifest) -> list[str]:

@@ -184,11 +184,13 @@ def targets_command(probe: bool, board) -> None:
 @click.option("--plan-budget", type=FiniteFloat(1, 86400), metavar="SECONDS",
               help="With --max-drop: wall-clock budget for the candidates [default: 6x a plain build, >= 60 s].")
 @click.option("--no-latency-check", is_flag=True, help="Skip the fp32-vs-int8 timing during the build.")
+@click.option("--no-rewrite", is_flag=True,
+              help="Skip the exact graph rewrites between simplify and quantize (edgekit.rewrite).")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @board_options
 def build_command(model, target, calib, calib_size, calib_method, weights, pretrained, out, num_classes, classes,
                   in_channels, input_size, mean, std, exporter, opset, parity_tol, fp32_only, max_drop, val, val_size,
-                  objective, plan_budget, no_latency_check, force, board) -> None:
+                  objective, plan_budget, no_latency_check, no_rewrite, force, board) -> None:
     """Build a self-describing artifact folder (fp32 + int8 models, manifest, report) for a target.
 
     With --host, the latency check and every int8 plan --max-drop tries are timed on the board over
@@ -199,7 +201,8 @@ def build_command(model, target, calib, calib_size, calib_method, weights, pretr
     options = BuildOptions(calib=calib, calib_size=calib_size, exporter=exporter, opset=opset,
                            calibration_method=calib_method, parity_tolerance=parity_tol, fp32_only=fp32_only,
                            max_drop=max_drop, val=val, val_size=val_size, objective=objective,
-                           plan_budget=plan_budget, check_latency=not no_latency_check, force=force)
+                           plan_budget=plan_budget, check_latency=not no_latency_check, rewrite=not no_rewrite,
+                           force=force)
     path = build_artifact(model, target, out, weights=weights, pretrained=pretrained, num_classes=num_classes,
                           in_channels=in_channels, input_size=input_size, mean=mean, std=std, classes=classes,
                           board=board, options=options)
@@ -397,13 +400,17 @@ def verify_command(artifact, arch, data, limit, samples, tol, threads, json_path
 @click.option("--output-cost/--no-output-cost", default=True, show_default=True,
               help="Also run each Q/DQ pair alone in the fp32 model (one run per pair) and rank the pairs "
                    "by the error they cause at the output.")
-def diff_command(artifact, data, images, output_images, top, json_path, output_cost) -> None:
+@click.option("--speed/--no-speed", default=True, show_default=True,
+              help="Also profile the ONNX Runtime fp32 and int8 models node by node and name the int8 model's "
+                   "slowest nodes by pattern (depthwise multiplier, float BN, shuffle, grouped conv).")
+def diff_command(artifact, data, images, output_images, top, json_path, output_cost, speed) -> None:
     """Where int8 loses accuracy: every tensor int8 vs fp32 (SQNR, the loss each node adds, fused
-    int8 kernels), and the outputs of PyTorch, ONNX Runtime and OpenVINO on the same images."""
+    int8 kernels), and the outputs of PyTorch, ONNX Runtime and OpenVINO on the same images; and where
+    it loses speed: the slowest int8 nodes and the pattern that makes them slow."""
     from edgekit.diff.run import diff_artifact
 
     report = diff_artifact(artifact, data=data, images=images, output_images=output_images, json_path=json_path,
-                           output_cost=output_cost)
+                           output_cost=output_cost, speed=speed)
     print_diff_report(report, top=top)
 
 

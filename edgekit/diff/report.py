@@ -6,6 +6,10 @@ Plain frozen dataclasses with ``to_dict`` (the JSON); the presenter is edgekit.d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgekit.diff.speed import SpeedReport
 
 REPORT_SCHEMA = "edgekit.diff/1"
 
@@ -235,10 +239,12 @@ class DiffReport:
     layers: LayerReport | None = None
     layers_note: str | None = None  # why there is no per-layer comparison
     output_cost: OutputCostReport | None = None
+    speed: SpeedReport | None = None  # where the int8 model spends its time (edgekit.diff.speed)
 
     def to_dict(self) -> dict:
         return {"schema": REPORT_SCHEMA, "artifact": self.artifact, "model": self.model, "target": self.target,
                 "images": {"source": self.images_source, "labelled": self.labelled, "outputs": self.output_images},
                 "outputs": [row.to_dict() for row in self.outputs],
                 "layers": self.layers.to_dict() if self.layers else None, "layers_note": self.layers_note,
-                "output_cost": self.output_cost.to_dict() if self.output_cost else None}
+                "output_cost": self.output_cost.to_dict() if self.output_cost else None,
+                "speed": self.speed.to_dict() if self.speed else None}

@@ -42,11 +42,12 @@ RANGE_PAIRS = 32  # the costliest activations whose range choice is costed too (
 
 def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, images: int = LAYER_IMAGES,
                   output_images: int = OUTPUT_IMAGES, json_path: str | Path | None = None,
-                  output_cost: bool = True) -> DiffReport:
+                  output_cost: bool = True, speed: bool = True) -> DiffReport:
     """Compare the artifact's int8 model with fp32, per layer on ``images`` images and at the output
     of every runtime on up to ``output_images``; with ``output_cost``, also each Q/DQ pair of an ONNX
-    Runtime int8 model alone at the output (on up to COST_IMAGES of the per-layer images). Inputs
-    are all checked before any model runs."""
+    Runtime int8 model alone at the output (on up to COST_IMAGES of the per-layer images); with
+    ``speed``, ONNX Runtime's per-node profile of both models and the int8 model's slowest nodes by
+    pattern (edgekit.diff.speed). Inputs are all checked before any model runs."""
     require_int("--images", images, 1, MAX_IMAGES)
     require_int("--output-images", output_images, 1, MAX_IMAGES)
     folder = Path(artifact)
@@ -69,8 +70,9 @@ def diff_artifact(artifact: str | Path, *, data: str | Path | None = None, image
         from edgekit.diff.outputs import compare_outputs
 
         outputs = compare_outputs(manifest, copies, _chunks(output_set, manifest, labels), threads=threads)
+        timed = _speed(manifest, copies, layer_set, scratch) if speed else None
     report = DiffReport(str(folder), manifest.model.name, manifest.target.name, str(source),
-                        labels is not None, len(output_set), outputs, layers, note, cost)
+                        labels is not None, len(output_set), outputs, layers, note, cost, timed)
     if json_plan:
         write_planned_file(json_plan, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     return report
@@ -146,6 +148,18 @@ def _layers(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSe
     work.mkdir()
     return compare_layers(copies[fp32.file], copies[int8.file], arrays, scratch=work, fp32_label=fp32.file,
                           int8_label=int8.file, static_batch=static), None
+
+
+def _speed(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSet, scratch: Path):
+    fp32, int8 = _entry(manifest, "onnxruntime", "fp32"), _entry(manifest, "onnxruntime", "int8")
+    if fp32 is None or int8 is None:
+        return None
+    from edgekit.diff.speed import profile_speed
+
+    say(f"profiling {fp32.file} and {int8.file} node by node (ONNX Runtime, {manifest.target.threads} threads)")
+    sample, _ = next(_chunks(images.subset(1, seed=0), manifest))
+    return profile_speed(copies[fp32.file], copies[int8.file], sample, threads=manifest.target.threads,
+                         scratch=scratch / "speed", fp32_label=fp32.file, int8_label=int8.file)
 
 
 def _output_cost(manifest: ArtifactManifest, copies: dict[str, Path], images: ImageSet, scratch: Path):

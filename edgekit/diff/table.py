@@ -71,6 +71,25 @@ def _print_range_choices(ranges, top: int, console: Console) -> None:
                   f"{100 * ranges.tightened_agreement:.1f}%, {_db(ranges.tightened_sqnr_db)} dB")
 
 
+def _print_speed(speed, top: int, console: Console) -> None:
+    verdict = (f"int8 is {1 / speed.int8_speedup:.2f}x SLOWER than fp32" if speed.int8_speedup < 1
+               else f"int8 is {speed.int8_speedup:.2f}x faster than fp32")
+    table = Table(title=f"where {speed.int8_model} spends its time: {verdict} (ONNX Runtime profile, "
+                        f"{speed.threads} threads, {speed.runs} runs: fp32 {speed.fp32_ms:.3f} ms, "
+                        f"int8 {speed.int8_ms:.3f} ms of node time)",
+                  caption="Nodes as ONNX Runtime runs them after its fusions. pattern: why such a node is slow "
+                          "in int8; what helps: the rewrite or change that removes it.", box=box.SIMPLE_HEAD)
+    for title in ("node", "op", "ms", "share", "pattern", "what helps"):
+        table.add_column(title, justify="right" if title in ("ms", "share") else "left")
+    for node in speed.slowest[:top]:
+        table.add_row(node.name, node.op, f"{node.ms:.3f}", f"{100 * node.share:.0f}%", node.pattern or "-",
+                      node.remedy or "-")
+    console.print(table)
+    if speed.by_pattern:
+        console.print("int8 time by pattern: " + ", ".join(f"{pattern} {ms:.3f} ms ({100 * ms / speed.int8_ms:.0f}%)"
+                                                           for pattern, ms in speed.by_pattern.items()))
+
+
 def print_diff_report(report, *, top: int = 15, console: Console | None = None) -> None:
     """`edgekit diff`: the ``top`` tensors whose node adds the most loss, then one row per runtime."""
     console = console or Console(width=max(Console().width, 150))
@@ -122,3 +141,5 @@ def print_diff_report(report, *, top: int = 15, console: Console | None = None) 
         outputs.add_row(row.runtime, row.precision, row.model + reference, f"{row.max_abs_diff:.3g}",
                         f"{row.max_normalised_diff:.3g}", pct(row.top1_agreement), pct(row.top1))
     console.print(outputs)
+    if report.speed is not None:
+        _print_speed(report.speed, top, console)

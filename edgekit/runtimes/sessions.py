@@ -11,9 +11,12 @@ from edgekit.core.errors import EdgekitError
 
 
 def ort_session(path: Path, *, threads: int = 0, basic_optimizations_only: bool = False,
-                kernels: str = "exact", config: dict | None = None):
+                kernels: str = "exact", config: dict | None = None, profile_prefix: str | None = None,
+                optimized_model_path: str | None = None):
     """``basic_optimizations_only``: constant folding and node elimination, no kernel fusion (a lone
     Q/DQ pair then stays fake-quantization in float instead of becoming an int8 kernel).
+    ``profile_prefix``: ORT's per-node profiler on, its JSON named so; ``optimized_model_path``: the
+    graph ORT runs after its optimisations is saved there.
     ``kernels``: the x86 int8 kernels the model asks for (board_runner.X86_INT8_KERNELS); ``config``
     replaces this CPU's session config entries (board_runner.ort_session_options)."""
     import onnxruntime as ort
@@ -31,6 +34,10 @@ def ort_session(path: Path, *, threads: int = 0, basic_optimizations_only: bool 
     options = ort_session_options(ort, threads, config=entries)
     if basic_optimizations_only:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    if optimized_model_path:
+        options.optimized_model_filepath = optimized_model_path
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
