@@ -16,20 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.rewrite.patterns import REMEDIES, classify, node_facts
+
 PROFILE_RUNS = 20
-
-# pattern -> what helps (edgekit.rewrite names its rewrites; the others say what is known to work)
-REMEDIES = {
-    "depthwise conv with a channel multiplier": "rewrite depthwise-multiplier (edgekit build applies it; "
-                                                "this model was built with --no-rewrite or before it existed)",
-    "grouped conv": "none automatic: ONNX Runtime loops over groups; a dense block-diagonal conv did not help "
-                    "vgg19 col12, so measure per layer",
-    "float BatchNormalization": "fold it: a BN per branch before the Concat (GhostNet's form) folds into each conv",
-    "Transpose (channel shuffle or layout)": "a shuffle as one channel Gather, or folded into a dense conv's weights",
-    "float op between Q/DQ": "its int8 input is dequantized and requantized around it: keep the op's "
-                             "neighbours in fp32, or an int8 kernel for it",
-}
-
 
 @dataclass(frozen=True)
 class SlowNode:
@@ -104,37 +93,6 @@ def _node_times(profile: Path, *, runs: int) -> dict[str, tuple[str, float]]:
 
 
 def _graph_nodes(path: Path) -> dict[str, dict]:
-    """Each node of the optimized graph: op, attributes that matter, and its weight's shape."""
     import onnx
 
-    if not path.exists():
-        return {}
-    model = onnx.load(str(path), load_external_data=False)
-    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    nodes = {}
-    for node in model.graph.node:
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        weight_index = 3 if node.op_type == "QLinearConv" else 1
-        weight = shapes.get(node.input[weight_index]) if len(node.input) > weight_index else None
-        inputs_from = [i for i in node.input]
-        nodes[node.name] = {"op": node.op_type, "group": group, "weight": weight, "inputs": inputs_from}
-    return nodes
-
-
-def classify(node: dict | None, op: str) -> str | None:
-    """The slow-int8 pattern a profiled node belongs to, or None."""
-    op = node["op"] if node else op
-    if op in ("Conv", "QLinearConv", "FusedConv", "NhwcFusedConv") and node and node["group"] > 1 and node["weight"]:
-        out_channels, per_group = node["weight"][0], node["weight"][1]
-        if per_group == 1 and out_channels != node["group"]:
-            return "depthwise conv with a channel multiplier"
-        if per_group > 1:
-            return "grouped conv"
-        return None
-    if op == "BatchNormalization":
-        return "float BatchNormalization"
-    if op == "Transpose":
-        return "Transpose (channel shuffle or layout)"
-    if op in ("QuantizeLinear", "DequantizeLinear"):
-        return "float op between Q/DQ"
-    return None
+    return node_facts(onnx.load(str(path), load_external_data=False)) if path.exists() else {}

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from edgekit.cli.commands import cli
-from edgekit.diff.speed import REMEDIES, classify
+from edgekit.rewrite.patterns import REMEDIES, classify
 from tests.rewrite.test_stage import exported
 
 

@@ -65,6 +65,20 @@ def nncf_like_exclusions(model) -> list[str]:
     return list(dict.fromkeys(excluded))
 
 
+def slow_int8_nodes(model) -> dict[str, list[str]]:
+    """Node names of the patterns whose ONNX Runtime int8 kernels are slow (edgekit.rewrite.patterns),
+    by pattern: grouped convs, float BatchNormalizations, depthwise convs with a channel multiplier
+    (left where the rewrite was off). The planner times keeping each group in fp32."""
+    from edgekit.rewrite.patterns import DEPTHWISE_MULTIPLIER, FLOAT_BN, GROUPED_CONV, classify, node_facts
+
+    groups: dict[str, list[str]] = {}
+    for name, facts in node_facts(model).items():
+        pattern = classify(facts, facts["op"])
+        if pattern in (GROUPED_CONV, FLOAT_BN, DEPTHWISE_MULTIPLIER) and name:
+            groups.setdefault(pattern, []).append(name)
+    return groups
+
+
 def _reaches_sigmoid(node, consumers) -> bool:
     frontier = [node]
     for _ in range(SE_SEARCH_DEPTH):
