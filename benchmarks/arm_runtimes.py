@@ -1,29 +1,29 @@
-"""ORT int8 vs ExecuTorch/XNNPACK on an emulated Cortex-A72 (issue 23 part 3): estimated cycles and held-out top-1.
+"""ORT int8 vs ExecuTorch/XNNPACK and LiteRT on an emulated Cortex-A72 (issue 23 part 3): estimated cycles and top-1.
 
-For the trained references (benchmarks/results/train_ref/{mobilenet_v2_cifar,keffnet_b0_16ch_cycle2}/best.pt, the runs
-benchmarks/results/int8_plans_a72 built)
-this builds four files per model, all calibrated on the same CIFAR-10 training images of the run's own
-split (300 by default) and all judged on the same held-out images (1000 by default, the run's own
-validation part, as benchmarks/_cifar_split.py picks them):
+For the trained references (benchmarks/results/train_ref/{mobilenet_v2_cifar,keffnet_b0_16ch_cycle2}/best.pt,
+the runs benchmarks/results/int8_plans_a72 built) this builds seven variants per model, all int8 ones
+calibrated on the same CIFAR-10 training images of the run's own split (300 by default) and all judged
+on the same held-out images (2,000 in the README's table; the run's own validation part, picked as
+benchmarks/_cifar_split.py picks them):
 
-- ORT fp32: the edgekit ONNX export;
-- ORT int8: what targets/rpi4.toml ships (U8S8 QDQ, per-channel weights, minmax), edgekit's quantizer;
-- ExecuTorch fp32: torch.export -> to_edge_transform_and_lower(XnnpackPartitioner) -> .pte;
-- ExecuTorch int8: torch.export -> pt2e prepare/convert with XNNPACKQuantizer (symmetric int8, per-channel
-  weights, static activations) -> the same lowering -> .pte.
+- ORT fp32 (edgekit's ONNX export) and ORT int8 as targets/rpi4.toml ships it (U8S8 QDQ, per-channel, minmax);
+- ExecuTorch 1.5.1 fp32 and int8: torch.export (-> pt2e with XNNPACKQuantizer: symmetric int8, per-channel
+  weights, static activations) -> to_edge_transform_and_lower(XnnpackPartitioner) -> .pte;
+- LiteRT 2.3.0 fp32 (litert-torch 0.10.0) and int8 (ai-edge-quantizer static_wi8_ai8 on that .tflite), the
+  int8 file run twice: with LiteRT's default XNNPACK delegate and with its built-in kernels.
 
-Cost: edgekit's A72 estimate (edgekit.runtimes.emulation.a72_cost) for all four: instructions counted per
-inference by the insn_classes.c plugin under ``qemu-aarch64 -cpu cortex-a72`` between the same two lseek
-marks, weighted by the same issue model, 1 thread. ORT runs in edgekit's cached arm64 Python through
-a72_driver.py; ExecuTorch runs in a sibling site (~/.cache/edgekit/arm64-study-executorch, made by
-benchmarks/arm_runtimes/setup.sh) through et_a72_runner, a C++ twin of a72_driver.py against the
-aarch64 executorch 1.5.1 wheel's libraries, on the same Debian arm64 rootfs.
-Accuracy: top-1 on the host (x86: ORT's and ExecuTorch's own x86 kernels), not under emulation.
+Cost: edgekit's A72 estimate (edgekit.runtimes.emulation.a72_cost): instructions counted per inference by
+the insn_classes.c plugin under ``qemu-aarch64 -cpu cortex-a72`` between the same two lseek marks, weighted
+by the same issue model, 1 thread. ORT runs in edgekit's cached arm64 Python (a72_driver.py); LiteRT in the
+same rootfs's python3.11 with a sibling site (arm_runtimes/litert_a72_driver.py); ExecuTorch as a C++
+runner (arm_runtimes/et_a72_runner.cpp) against the aarch64 executorch wheel's libraries. The sibling
+sites live in ~/.cache/edgekit/arm64-study-{executorch,litert}; edgekit's own cache is only read.
+Accuracy: top-1 on the host (each runtime's x86 kernels), not under emulation.
 
-    bash benchmarks/arm_runtimes/setup.sh /tmp/etvenv            # once: executorch, zig, the runner
-    PYTHONPATH=. nice -n 5 /tmp/etvenv/bin/python benchmarks/arm_runtimes.py [--runs 3] [--calib 300] [--eval 1000]
+    bash benchmarks/arm_runtimes/setup.sh /tmp/etvenv       # once
+    PYTHONPATH=. nice -n 5 /tmp/etvenv/bin/python benchmarks/arm_runtimes.py --runs 3 --calib 300 --eval 2000
 
-Results: benchmarks/results/arm_runtimes/arm_runtimes.{json,csv}.
+(~12-15 min on 2 shared cores). Results: benchmarks/results/arm_runtimes/arm_runtimes.{json,csv}.
 """
 
 from __future__ import annotations
@@ -126,6 +126,31 @@ def build_executorch(module, calib: np.ndarray, folder: Path) -> tuple[Path, Pat
                         "fp32_lowering": fp32_record, "int8_lowering": int8_record}
 
 
+def build_litert(module, calib: np.ndarray, folder: Path) -> tuple[Path, Path, dict]:
+    """fp32: litert-torch's converter. int8: ai-edge-quantizer's static_wi8_ai8 recipe on that .tflite
+    (litert-torch's own pt2e route failed on kEffNet: "AssertionError: Attempting to convert non-NHWC
+    compatible node to NHWC: dequantize_per_tensor_7")."""
+    import litert_torch
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer, recipe
+
+    example = (torch.from_numpy(np.ascontiguousarray(calib[:1])),)
+    fp32, int8 = folder / "litert_fp32.tflite", folder / "litert_int8.tflite"
+    with torch.no_grad():
+        litert_torch.convert(module, example).export(str(fp32))
+    signatures = Interpreter(model_path=str(fp32)).get_signature_list()
+    key = next(iter(signatures))
+    name = signatures[key]["inputs"][0]
+    runner = quantizer.Quantizer(str(fp32))
+    runner.load_quantization_recipe(recipe.static_wi8_ai8())
+    ranges = runner.calibrate({key: [{name: np.ascontiguousarray(image[None])} for image in calib]}, num_threads=1)
+    runner.quantize(ranges).export_model(str(int8), overwrite=True)
+    return fp32, int8, {"converter": "litert-torch 0.10.0", "quantizer": "ai-edge-quantizer 0.10 static_wi8_ai8 "
+                        "(min-max, int8 weights and activations, int8 input/output)",
+                        "calibration_images": len(calib)}
+
+
 # ---- accuracy (host) -----------------------------------------------------------------------------
 
 def predict_ort(path: Path, images: np.ndarray) -> np.ndarray:
@@ -145,6 +170,38 @@ def predict_executorch(path: Path, images: np.ndarray) -> np.ndarray:
     method = Runtime.get().load_program(str(path)).load_method("forward")
     return np.concatenate([method.execute([torch.from_numpy(np.ascontiguousarray(image[None]))])[0].numpy()
                            for image in images])
+
+
+def litert_interpreter(path: Path, builtin: bool):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin else OpResolverType.AUTO
+    interpreter = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def predict_litert(path: Path, images: np.ndarray, builtin: bool = False) -> np.ndarray:
+    """As litert_a72_driver.py feeds it: NHWC if the model wants it, int8 input quantized, output dequantized."""
+    interpreter = litert_interpreter(path, builtin)
+    detail, output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        image = image[None]
+        if tuple(detail["shape"]) != image.shape:
+            image = image.transpose(0, 2, 3, 1)
+        if detail["dtype"] != np.float32:
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            image = np.clip(np.round(image / scale) + zero, info.min, info.max)
+        interpreter.set_tensor(detail["index"], np.ascontiguousarray(image.astype(detail["dtype"])))
+        interpreter.invoke()
+        values = interpreter.get_tensor(output["index"]).astype(np.float32)
+        if output["dtype"] != np.float32:
+            scale, zero = output["quantization"]
+            values = (values - zero) * scale
+        results.append(values.reshape(1, -1))
+    return np.concatenate(results)
 
 
 # ---- cost (emulated Cortex-A72) ------------------------------------------------------------------
@@ -181,6 +238,53 @@ def estimate_executorch(pte: Path, sample: np.ndarray, runs: int, timeout_s: flo
         per_kind = per_inference(read_marks(counts.read_text() if counts.is_file() else ""), runs)
     by_class, uops, cycles, bottleneck = summarize(per_kind)
     return {"runtime": "executorch 1.5.1 (XNNPACK delegate), C++ runner", "runs": runs, "threads": 1,
+            "instructions_per_inference": sum(per_kind.values()), "counts_by_class": by_class, "pipe_uops": uops,
+            "estimated_cycles": cycles, "bottleneck": bottleneck, "qemu_version": version, "cpu": QEMU_CPU,
+            "emulation_seconds": seconds, "runner_output": done.stdout.strip().splitlines()[:1],
+            "counts_by_kind": dict(sorted(per_kind.items(), key=lambda kv: -kv[1]))}
+
+
+def estimate_litert(path: Path, sample: np.ndarray, runs: int, builtin: bool = False, timeout_s: float = 600) -> dict:
+    """The A72 estimate for one .tflite: litert_a72_driver.py in the emulated Python with a sibling site
+    (~/.cache/edgekit/arm64-study-litert/site: ai-edge-litert 2.3.0 + numpy), same plugin and marks."""
+    from edgekit.core.errors import EdgekitError
+    from edgekit.runtimes.emulation.a72_cost import (
+        ensure_plugin,
+        per_inference,
+        plugin_qemu,
+        read_marks,
+        summarize,
+    )
+    from edgekit.runtimes.emulation.arm64 import (
+        QEMU_CPU,
+        describe_failure,
+        ensure_arm64_python,
+    )
+
+    site = study_root().parent / "arm64-study-litert" / "site"
+    if not (site / "ai_edge_litert").is_dir():
+        raise EdgekitError(f"no LiteRT study site at {site}: run bash benchmarks/arm_runtimes/setup.sh")
+    python = ensure_arm64_python()
+    plugin = ensure_plugin()
+    qemu, version = plugin_qemu()
+    driver = Path(__file__).resolve().parent / "arm_runtimes" / "litert_a72_driver.py"
+    with tempfile.TemporaryDirectory(prefix="edgekit-a72-litert-") as folder:
+        inputs, counts = Path(folder) / "inputs.npy", Path(folder) / "counts.txt"
+        np.save(inputs, np.ascontiguousarray(sample[:1], dtype=np.float32))
+        argv = ["timeout", "-k", "10", str(int(timeout_s)), "prlimit", "--core=0", "--", qemu, "-plugin",
+                f"{plugin},out={counts}", str(python.python), str(driver), str(path.resolve()), str(inputs),
+                "--runs", str(runs), "--threads", "1", *(["--builtin"] if builtin else [])]
+        env = {"PATH": os.environ.get("PATH", ""), "QEMU_CPU": QEMU_CPU, "QEMU_LD_PREFIX": str(python.rootfs),
+               "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        started = time.monotonic()
+        done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, cwd=folder)
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            raise EdgekitError(describe_failure(f"A72 cost run of {path.name}", done.returncode, done.stderr, timeout_s))
+        per_kind = per_inference(read_marks(counts.read_text() if counts.is_file() else ""), runs)
+    by_class, uops, cycles, bottleneck = summarize(per_kind)
+    kernels = "LiteRT built-in kernels (no default delegate)" if builtin else "XNNPACK delegate (LiteRT's default)"
+    return {"runtime": f"ai-edge-litert 2.3.0, {kernels}, litert_a72_driver.py", "runs": runs, "threads": 1,
             "instructions_per_inference": sum(per_kind.values()), "counts_by_class": by_class, "pipe_uops": uops,
             "estimated_cycles": cycles, "bottleneck": bottleneck, "qemu_version": version, "cpu": QEMU_CPU,
             "emulation_seconds": seconds, "runner_output": done.stdout.strip().splitlines()[:1],
@@ -226,7 +330,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--runs", type=int, default=3, help="inferences between the two marks")
     parser.add_argument("--calib", type=int, default=300)
-    parser.add_argument("--eval", type=int, default=1000)
+    parser.add_argument("--eval", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "arm_runtimes")
     parser.add_argument("--keep", type=Path, default=None, help="keep the built files in this folder")
     args = parser.parse_args()
@@ -260,23 +364,33 @@ def main() -> None:
         started = time.monotonic()
         et_fp32, et_int8, et_record = build_executorch(module, calib, folder)
         say(f"{name}: ExecuTorch built ({time.monotonic() - started:.0f} s): {et_record['int8_lowering']}")
+        started = time.monotonic()
+        lt_fp32, lt_int8, lt_record = build_litert(module, calib, folder)
+        say(f"{name}: LiteRT built ({time.monotonic() - started:.0f} s)")
         files = {("onnxruntime", "fp32"): ort_fp32, ("onnxruntime", "int8"): ort_int8,
-                 ("executorch-xnnpack", "fp32"): et_fp32, ("executorch-xnnpack", "int8"): et_int8}
+                 ("executorch-xnnpack", "fp32"): et_fp32, ("executorch-xnnpack", "int8"): et_int8,
+                 ("litert-xnnpack", "fp32"): lt_fp32, ("litert-xnnpack", "int8"): lt_int8,
+                 ("litert-builtin", "int8"): lt_int8}
+        predictors = {"onnxruntime": predict_ort, "executorch-xnnpack": predict_executorch,
+                      "litert-xnnpack": predict_litert,
+                      "litert-builtin": lambda path, images: predict_litert(path, images, builtin=True)}
+        estimators = {"onnxruntime": estimate_ort, "executorch-xnnpack": estimate_executorch,
+                      "litert-xnnpack": estimate_litert,
+                      "litert-builtin": lambda path, sample, runs: estimate_litert(path, sample, runs, builtin=True)}
         with torch.no_grad():
             reference = module(torch.from_numpy(images)).numpy().argmax(1)
         macs = multiply_accumulates(module, (1, *calib.shape[1:]))
         # The issue model's floors: fmla.4s = 4 MACs in 2 µops on F0/F1 (4 MACs a cycle); smull/smlal .8h =
         # 8 MACs in 1 µop on F0 only (8 MACs a cycle), ARMv8.0's best int8 multiply without sdot.
         entry: dict = {"macs": macs, "fp32_floor_cycles": macs / 4, "int8_smull_floor_cycles": macs / 8,
-                       "ort_quantization": ort_record, "executorch_build": et_record,
+                       "ort_quantization": ort_record, "executorch_build": et_record, "litert_build": lt_record,
                        "pytorch_top1": float((reference == labels).mean()), "held_out_images": len(labels),
                        "runs": {}}
         sample = calib[:1]
         for (runtime, precision), path in files.items():
-            predict = predict_ort if runtime == "onnxruntime" else predict_executorch
-            predicted = predict(path, images).argmax(1)
+            predicted = predictors[runtime](path, images).argmax(1)
             started = time.monotonic()
-            cost = (estimate_ort if runtime == "onnxruntime" else estimate_executorch)(path, sample, args.runs)
+            cost = estimators[runtime](path, sample, args.runs)
             say(f"{name} {runtime} {precision}: {cost['instructions_per_inference'] / 1e6:.1f} M instructions, "
                 f"{cost['estimated_cycles'] / 1e6:.2f} M est. cycles ({cost['bottleneck']}); "
                 f"top-1 {(predicted == labels).mean():.4f}; {time.monotonic() - started:.0f} s")
@@ -307,11 +421,16 @@ def main() -> None:
                          "top1": round(run["top1"], 4), "agreement_with_pytorch": round(run["agreement_with_pytorch"], 4),
                          "file_kb": round(run["file_bytes"] / 1024, 1),
                          "emulation_s": round(cost.get("emulation_seconds", 0.0), 1)})
-        et8 = entry["runs"]["executorch-xnnpack/int8"]
-        entry["executorch_int8_speedup_over_ort_int8"] = ort8 / et8["a72"]["estimated_cycles"]
-        entry["top1_delta_executorch_int8_minus_ort_int8"] = et8["top1"] - entry["runs"]["onnxruntime/int8"]["top1"]
-        say(f"{name}: ORT int8 / ExecuTorch int8 est. cycles = {entry['executorch_int8_speedup_over_ort_int8']:.2f}x, "
-            f"top-1 delta {entry['top1_delta_executorch_int8_minus_ort_int8']:+.4f}")
+        entry["int8_vs_ort_int8"] = {}
+        for runtime in ("executorch-xnnpack", "litert-xnnpack", "litert-builtin"):
+            run = entry["runs"][f"{runtime}/int8"]
+            entry["int8_vs_ort_int8"][runtime] = {
+                "ort_int8_cycles_over_this": ort8 / run["a72"]["estimated_cycles"],
+                "top1_minus_ort_int8": run["top1"] - entry["runs"]["onnxruntime/int8"]["top1"],
+                "clears_bar": ort8 / run["a72"]["estimated_cycles"] >= BAR}
+            say(f"{name}: ORT int8 / {runtime} int8 est. cycles = "
+                f"{entry['int8_vs_ort_int8'][runtime]['ort_int8_cycles_over_this']:.2f}x, top-1 delta "
+                f"{entry['int8_vs_ort_int8'][runtime]['top1_minus_ort_int8']:+.4f}")
         summary["models"][name] = entry
     write_results(args.out, "arm_runtimes", summary, rows)
 

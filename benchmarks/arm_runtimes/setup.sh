@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# One-time set-up for benchmarks/arm_runtimes.py (issue 23 part 3): ExecuTorch 1.5.1 on both sides.
+# One-time set-up for benchmarks/arm_runtimes.py (issue 23 part 3): ExecuTorch 1.5.1 and LiteRT 2.3.0,
+# host and emulated board.
 #
 #   bash benchmarks/arm_runtimes/setup.sh [VENV=/tmp/etvenv]
 #
 # Host (x86): a scratch venv that sees the project's .venv (torch 2.14.1, onnxruntime, edgekit's
-#   deps) through a .pth file and adds executorch 1.5.1 + torchao 0.18.0 (--no-deps: executorch's
-#   Requires-Dist pulls coremltools, hydra, pandas... that export does not need) and ziglang (a
-#   cross C/C++ toolchain from PyPI; this machine has no aarch64 gcc).
+#   deps) through a .pth file and adds litert-torch 0.10.0 (with its deps: jax, transformers,
+#   ai-edge-quantizer 0.10, litert-converter 0.5, ai-edge-litert 2.3.0; no tensorflow), executorch
+#   1.5.1 + torchao 0.18.0 (--no-deps: executorch's Requires-Dist pulls coremltools, hydra, pandas...
+#   that export does not need) and ziglang (a cross C/C++ toolchain from PyPI; no aarch64 gcc here).
+# Emulated board, LiteRT: ~/.cache/edgekit/arm64-study-litert/site holds ai-edge-litert 2.3.0 + numpy
+#   (and their small deps) for the rootfs's python3.11, run by litert_a72_driver.py.
 # Emulated board: ~/.cache/edgekit/arm64-study-executorch/site holds ONLY the aarch64 executorch
 #   wheel's libraries (no torch: the Python pybindings need libtorch, the C++ runner does not), and
 #   et_a72_runner, cross-compiled from et_a72_runner.cpp against them. It reuses the rootfs of
@@ -26,8 +30,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3.11 -m venv "$VENV"
   "$MAIN_VENV/bin/python" -c "import site; print(site.getsitepackages()[0])" > "$VENV/lib/python3.11/site-packages/zz_main.pth"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps executorch==1.5.1 torchao==0.18.0
+"$VENV/bin/pip" install -q --disable-pip-version-check litert-torch==0.10.0 ai-edge-litert==2.3.0 torchao==0.18.0
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps executorch==1.5.1
 "$VENV/bin/pip" install -q --disable-pip-version-check ruamel.yaml ziglang
+
+LITERT="$CACHE/arm64-study-litert/site"
+mkdir -p "$LITERT"
+"$VENV/bin/pip" install -q --disable-pip-version-check --upgrade --target "$LITERT" --platform manylinux_2_28_aarch64 \
+  --platform manylinux_2_27_aarch64 --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.11 \
+  --implementation cp --abi cp311 ai-edge-litert==2.3.0 numpy==2.4.6
 
 mkdir -p "$STUDY/site"
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --upgrade --target "$STUDY/site" \
