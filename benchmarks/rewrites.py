@@ -4,8 +4,9 @@ before and after, in one interleaved run.
 For each model (freshly initialised weights: speed only, accuracy is not measured here), this exports
 and simplifies it as `edgekit build` does (the plain fp32), applies the rewrite stage, quantizes both
 with targets/cpu.toml's recipe on random calibration inputs, and times the four ONNX files with ONNX
-Runtime (2 threads, batch 1): every round times each file once (p50 of --runs), and the table gives
-the median over --rounds rounds as speed relative to the plain fp32. Results go to
+Runtime (2 threads, batch 1): every round times each file once, in a fresh worker process as the
+build's latency check does (p50 of --runs), and the table gives the median over --rounds rounds as
+speed relative to the plain fp32. Results go to
 benchmarks/results/rewrites/rewrites.{json,csv} with this CPU's flags.
 
     PYTHONPATH=. .venv/bin/python benchmarks/rewrites.py [--models vgg19_c32_col6,...] [--rounds 5]
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,22 +48,19 @@ def prepare(name: str, folder: Path, calibration: np.ndarray) -> tuple[dict[str,
     return paths, {"rewrites": applied, "near_misses": sum(len(r.near_misses) for r in record.rewrites)}
 
 
-def time_interleaved(paths: dict[str, Path], sample: np.ndarray, *, rounds: int, runs: int) -> dict[str, float]:
-    from edgekit.runtimes.sessions import ort_session
+def time_interleaved(paths: dict[str, Path], shape: tuple, *, rounds: int, runs: int) -> dict[str, float]:
+    """Median over rounds of each file's p50, every measurement in a fresh worker process (as the
+    build's latency check): no ORT thread pool of another session spins on the 2 cores meanwhile."""
+    from edgekit.runtimes.worker_process import measure_in_worker
 
-    sessions = {variant: ort_session(path, threads=2) for variant, path in paths.items()}
-    feeds = {variant: {s.get_inputs()[0].name: sample} for variant, s in sessions.items()}
-    medians = {variant: [] for variant in sessions}
+    medians = {variant: [] for variant in paths}
     for _ in range(rounds):
-        for variant, session in sessions.items():
-            for _ in range(5):
-                session.run(None, feeds[variant])
-            times = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                session.run(None, feeds[variant])
-                times.append((time.perf_counter() - start) * 1e3)
-            medians[variant].append(float(np.median(times)))
+        for variant, path in paths.items():
+            result = measure_in_worker({"runtime": "onnxruntime", "model_path": str(path), "threads": 2,
+                                        "runs": runs, "warmup": 10, "input_shape": list(shape)})
+            if not result.get("ok"):
+                raise RuntimeError(f"{path.name}: {result.get('error')}")
+            medians[variant].append(float(result["latency_ms"]["p50"]))
     return {variant: float(np.median(values)) for variant, values in medians.items()}
 
 
@@ -71,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--calib", type=int, default=16, help="random calibration inputs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rewrites")
     args = parser.parse_args()
@@ -83,7 +80,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             print(f"{name}: export, rewrite, quantize", file=sys.stderr)
             paths, applied = prepare(name, Path(scratch), calibration)
-            ms = time_interleaved(paths, calibration[:1], rounds=args.rounds, runs=args.runs)
+            ms = time_interleaved(paths, (1, 3, 32, 32), rounds=args.rounds, runs=args.runs)
         base = ms["plain_fp32"]
         row = {"model": name, "rewrites": ";".join(f"{k}x{v}" for k, v in applied["rewrites"].items()) or "none",
                **{f"{variant}_ms": round(ms[variant], 4) for variant in VARIANTS},
@@ -93,7 +90,7 @@ def main() -> None:
               file=sys.stderr)
     summary = {"command": "PYTHONPATH=. .venv/bin/python benchmarks/rewrites.py " + " ".join(sys.argv[1:]),
                "host": build_host_record(runtime="onnxruntime", weight_bits=7), "threads": 2, "batch": 1, "weights": "freshly initialised (speed only)",
-               "speed": "plain fp32 p50 / variant p50, medians over interleaved rounds", "rows": rows}
+               "speed": "plain fp32 p50 / variant p50, medians over interleaved rounds, a fresh process per measurement", "rows": rows}
     write_results(args.out, "rewrites", summary, rows)
 
 
