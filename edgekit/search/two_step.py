@@ -14,6 +14,7 @@ else runs), so accuracy can be traded against measured latency.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -241,6 +242,7 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
     plan = plan_output_folder(out, force=force, owner=owned_by(SEARCH_SCHEMA),
                               inputs={"data folder": data_dir, "target profile": target.source})
     executor = _executor(settings)  # Ray joined (or refused, in one line) before any image is read
+    store = None
     try:
         store = TrainingStore(plan.path)
         # Everything else is written in a staging folder and published at the end: an interrupted
@@ -251,6 +253,9 @@ def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings =
             write_folder_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
     finally:
         executor.close()
+        if store is not None:
+            with contextlib.suppress(OSError):  # gone (moved into the output), or holds trainings to resume
+                store.folder.rmdir()  # only when empty: a search that failed before its first training
     return summary
 
 
