@@ -266,10 +266,19 @@ def bench_command(artifact, data, limit, runs, warmup, threads, json_path, csv_p
 @click.option("--target", "-t", default="cpu", show_default=True, help="Target whose int8 latency is measured.")
 @click.option("--latency-weight", type=FiniteFloat(0), default=0.0, show_default=True,
               help="Objective: accuracy % minus this x int8 p50 ms (0 = the paper's accuracy-only search).")
+@click.option("--repeats", type=COUNT, default=1, show_default=True,
+              help="Seeds per candidate; a step adopts a child only when its gain over the control is significant.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Train candidates in processes here, or as Ray tasks (pip install edgekit[ray]).")
+@click.option("--ray-address", help="HOST:PORT of a Ray head (`ray start --head`) [default: an embedded local Ray].")
+@click.option("--cpus-per-candidate", type=THREADS,
+              help="Threads per training, and a Ray task's CPUs [default: this machine's cores / --workers].")
+@click.option("--gpus-per-candidate", type=FiniteFloat(0, 1024), default=0.0, show_default=True,
+              help="GPUs a Ray task asks for (> 0 trains on CUDA); --executor ray only.")
 @click.option("--force", is_flag=True, help="Replace an existing search folder (one edgekit wrote).")
 def search_command(data, out, model, input_size, grayscale, derived, val_fraction, root_epochs, epochs, minutes, lr,
                    workers, max_rounds, max_candidates, max_params, max_split, merge, target, latency_weight,
-                   force) -> None:
+                   repeats, executor, ray_address, cpus_per_candidate, gpus_per_candidate, force) -> None:
     """Two-step search: greedy block replication, then the input-split position."""
     from edgekit.search import SearchSettings, run_search
     from edgekit.search.report import print_search_results
@@ -278,7 +287,9 @@ def search_command(data, out, model, input_size, grayscale, derived, val_fractio
                               val_fraction=val_fraction, root_epochs=root_epochs, epochs=epochs, minutes=minutes,
                               lr=lr, workers=workers, max_rounds=max_rounds, max_candidates=max_candidates,
                               max_params=max_params,
-                              max_split=max_split, merge=merge, target=target, latency_weight=latency_weight)
+                              max_split=max_split, merge=merge, target=target, latency_weight=latency_weight,
+                              repeats=repeats, executor=executor, ray_address=ray_address,
+                              cpus_per_candidate=cpus_per_candidate, gpus_per_candidate=gpus_per_candidate)
     print_search_results(run_search(data, out, settings, force=force))
 
 

@@ -4,20 +4,24 @@ Step 1 replicates one eligible inverted-residual block at a time: every candidat
 parent's trained weights and trains for the same budget, next to a *control* (the parent trained
 for that budget unchanged), so a replication is kept only if it beats more training of the parent.
 The best child becomes the next parent while that holds. Step 2 sweeps the split position of the
-input stem with the replications fixed. Candidates of a round train concurrently in separate
-processes; their int8 latency on the target is then measured one at a time by the build stage
-(never while anything else runs), so accuracy can be traded against measured latency.
+input stem with the replications fixed. A step adopts its best child only when the gain over the
+control is significant (the 95% paired interval lies above zero, :mod:`edgekit.search.significance`);
+otherwise it keeps the parent's layout. Candidates of a round, each with ``repeats`` seeds, train
+concurrently in processes on this machine or as Ray tasks (:mod:`edgekit.search.rounds`); their
+int8 latency on the target is then measured one at a time by the build stage (never while anything
+else runs), so accuracy can be traded against measured latency.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-import multiprocessing
-import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from edgekit.artifact.folder import read_manifest, write_folder_manifest
 from edgekit.builder.pipeline import BuildOptions, build_artifact
@@ -28,8 +32,10 @@ from edgekit.core.progress import progress, say
 from edgekit.data import Preprocessing
 from edgekit.models import ModelConfig, default_config
 from edgekit.models.stats import model_stats
-from edgekit.search.candidate import train_candidate
+from edgekit.search.executors import LocalExecutor, threads_per_candidate
 from edgekit.search.report import mark_pareto, write_results
+from edgekit.search.rounds import RoundRunner
+from edgekit.search.significance import gain_interval
 from edgekit.search.space import (
     describe,
     eligible_blocks,
@@ -37,6 +43,7 @@ from edgekit.search.space import (
     with_replication,
     with_split,
 )
+from edgekit.search.store import TrainingStore
 from edgekit.targets.profiles import load_target
 from edgekit.train.data import in_memory_data, save_arrays, split_folder, standardise
 
@@ -64,6 +71,11 @@ class SearchSettings:
     latency_weight: float = 0.0  # score = accuracy % - latency_weight * int8 p50 ms
     calib_size: int = 100  # training images calibrating each candidate's int8 build
     seed: int = 0
+    repeats: int = 1  # seeds per candidate: seed, seed + 1, ...
+    executor: str = "local"  # local (processes on this machine) | ray
+    ray_address: str | None = None  # None with ray: an embedded Ray on this machine
+    cpus_per_candidate: int | None = None  # threads of one training (and a Ray task's num_cpus); None: cores / workers
+    gpus_per_candidate: float = 0.0  # a Ray task's num_gpus; > 0 trains on CUDA
 
     def __post_init__(self) -> None:
         for option, value, low, optional in (
@@ -72,7 +84,8 @@ class SearchSettings:
                 ("--workers", self.workers, 1, False), ("--max-rounds", self.max_rounds, 0, False),
                 ("--max-candidates", self.max_candidates, 1, True), ("--max-params", self.max_params, 1, True),
                 ("--max-split", self.max_split, 1, False), ("calib_size", self.calib_size, 1, False),
-                ("seed", self.seed, 0, False)):
+                ("seed", self.seed, 0, False), ("--repeats", self.repeats, 1, False),
+                ("--cpus-per-candidate", self.cpus_per_candidate, 1, True)):
             require_int(option, value, low, optional=optional)
         require_number("--val-fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
         require_number("--lr", self.lr, 0, 10, low_open=True)
@@ -80,6 +93,12 @@ class SearchSettings:
         require_number("--latency-weight", self.latency_weight, 0, 1e6)
         if self.merge not in ("concat_half", "concat"):
             raise EdgekitError(f"--merge must be concat_half or concat, got {self.merge!r}")
+        require_number("--gpus-per-candidate", self.gpus_per_candidate, 0, 1024)
+        if self.executor not in ("local", "ray"):
+            raise EdgekitError(f"--executor must be local or ray, got {self.executor!r}")
+        for option, given in (("--ray-address", self.ray_address), ("--gpus-per-candidate", self.gpus_per_candidate)):
+            if given and self.executor != "ray":
+                raise EdgekitError(f"{option} needs --executor ray")
 
 
 @dataclass
@@ -91,7 +110,13 @@ class Candidate:
     parent: str | None
     params: int = 0
     macs: int = 0
-    val_accuracy: float | None = None
+    val_accuracy: float | None = None  # mean over seeds and validation images
+    val_low: float | None = None  # its 95% interval
+    val_high: float | None = None
+    gain: float | None = None  # accuracy minus the step's control's, with its paired 95% interval
+    gain_low: float | None = None
+    gain_high: float | None = None
+    decision: str = ""  # adopted | no significant gain (parent kept) | kept (parent) | significant
     int8_p50_ms: float | None = None
     fp32_p50_ms: float | None = None
     score: float | None = None
@@ -100,6 +125,8 @@ class Candidate:
     train_seconds: float = 0.0
     transfer: dict | None = None
     pareto: bool = False
+    key: str = ""  # the training's identity in the store (config, parent, data, budget)
+    runs: list = field(default_factory=list)  # per seed: accuracy and the node that trained it
     extra: dict = field(default_factory=dict)
 
 
@@ -107,12 +134,15 @@ SEARCH_SCHEMA = "edgekit.search/1"  # the output folder's manifest: what --force
 
 
 class _Search:
-    def __init__(self, data_dir: Path, out: Path, settings: SearchSettings) -> None:
+    def __init__(self, data_dir: Path, out: Path, settings: SearchSettings, *, executor, store: TrainingStore) -> None:
         self.settings, self.out = settings, out
         self.work = out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
         self.candidates: list[Candidate] = []
+        self.store = store
         self._prepare_data(data_dir)
+        self.rounds = RoundRunner(settings, executor, store, data_path=self.data_path, data_key=self.data_key,
+                                  preprocessing=self.preprocessing.to_dict())
 
     # -- data ---------------------------------------------------------------------------------
     def _prepare_data(self, data_dir: Path) -> None:
@@ -129,6 +159,11 @@ class _Search:
         data = in_memory_data((x_train, train.labels), (x_val, val.labels), preprocessing=self.preprocessing,
                               classes=train.classes)
         self.data_path = save_arrays(data, self.work / "data.npz")
+        # The data's identity in the store's keys: the arrays themselves (an .npz's bytes carry a time stamp).
+        digest = hashlib.sha256(json.dumps(self.preprocessing.to_dict(), sort_keys=True).encode())
+        for array in (x_train, train.labels, x_val, val.labels):
+            digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        self.data_key = digest.hexdigest()
         self.calibration_dir = self._link_images(train, self.work / "train_images")
         self._link_images(val, self.work / "val_images")  # for `edgekit bench --data` on held-out images
         self.classes = train.classes
@@ -148,40 +183,29 @@ class _Search:
         return folder
 
     # -- candidates ---------------------------------------------------------------------------
-    def _job(self, candidate: Candidate, epochs: int, threads: int) -> dict:
-        s = self.settings
-        parent = next((c for c in self.candidates if c.id == candidate.parent), None)
-        return {"config": candidate.config, "parent": parent.checkpoint if parent else None,
-                "data": str(self.data_path), "epochs": epochs, "minutes": s.minutes, "lr": s.lr,
-                "batch_size": s.batch_size, "seed": s.seed, "threads": threads,
-                "out": str(self.work / "checkpoints" / f"{candidate.id}.pt"),
-                "preprocessing": self.preprocessing.to_dict()}
-
     def train(self, batch: list[Candidate], *, epochs: int, label: str) -> None:
-        workers = max(1, min(self.settings.workers, len(batch)))
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        jobs = [self._job(c, epochs, threads) for c in batch]
-        with progress(label, len(batch)) as advance:
-            if workers == 1:
-                results = []
-                for job in jobs:
-                    # In this process: the per-epoch progress bar is shown (workers stay silent).
-                    results.append(train_candidate({**job, "verbose": True}))
-                    advance()
-            else:
-                context = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                    futures = [pool.submit(train_candidate, job) for job in jobs]
-                    results = []
-                    for future in futures:
-                        results.append(future.result())
-                        advance()
-        for candidate, result in zip(batch, results):
-            candidate.checkpoint = result["checkpoint"]
-            candidate.val_accuracy = result["val_accuracy"]
-            candidate.epochs, candidate.train_seconds = result["epochs"], result["train_seconds"]
-            candidate.transfer = result["transfer"]
+        parents = {c.id: next((p for p in self.candidates if p.id == c.parent), None) for c in batch}
+        self.rounds.train(batch, parents, epochs=epochs, label=label)
         self.measure(batch)
+
+    def decide(self, control: Candidate, children: list[Candidate]) -> Candidate:
+        """The step's choice: its best child if it beats the control significantly, else the control
+        (the parent's layout trained for the same budget): the table says which and why."""
+        weight = self.settings.latency_weight
+        for child in children:
+            gain = gain_interval(self.rounds.correct[child.id], self.rounds.correct[control.id])
+            child.gain, child.gain_low, child.gain_high = gain.mean, gain.low, gain.high
+            # The score's latency term is one measurement, not resampled: it shifts the interval.
+            latency_cost = weight * ((child.int8_p50_ms or 0.0) - (control.int8_p50_ms or 0.0))
+            child.extra["score_gain_low"] = 100 * gain.low - latency_cost
+            child.decision = "significant" if child.extra["score_gain_low"] > 0 else ""
+        best = max(children, key=lambda c: c.score)
+        if best.score > control.score and best.extra["score_gain_low"] > 0:
+            best.decision = "adopted"
+            return best
+        best.decision = "no significant gain (parent kept)"
+        control.decision = "kept (parent)"
+        return control
 
     def measure(self, batch: list[Candidate]) -> None:
         """Params and MACs (torch flop counter); int8 and fp32 latency through the build stage."""
@@ -207,18 +231,41 @@ class _Search:
 
 def run_search(data_dir: str | Path, out: str | Path, settings: SearchSettings = SearchSettings(), *,
                force: bool = False) -> dict:
-    """Run both steps; write results.json, results.csv, best_config.json and best.pt under ``out``."""
+    """Run both steps; write results.json, results.csv, best_config.json and best.pt under ``out``.
+
+    Trainings already finished by an earlier run of the same search (one that was interrupted, or
+    the finished folder that ``force`` replaces) are taken from its store, not trained again.
+    """
     target = load_target(settings.target)
     if settings.latency_weight and not target.runs_on_this_host:
         raise EdgekitError(f"--latency-weight needs latency measured here; target {target.name} is {target.arch}")
     plan = plan_output_folder(out, force=force, owner=owned_by(SEARCH_SCHEMA),
                               inputs={"data folder": data_dir, "target profile": target.source})
-    # Everything is written in a staging folder and published at the end: an interrupted search
-    # leaves nothing at --out (and its staging folder is swept by the next run).
-    with atomic_folder(plan) as staging:
-        summary = _run_steps(_Search(Path(data_dir), staging, settings), settings)
-        write_folder_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
+    executor = _executor(settings)  # Ray joined (or refused, in one line) before any image is read
+    store = None
+    try:
+        store = TrainingStore(plan.path)
+        # Everything else is written in a staging folder and published at the end: an interrupted
+        # search leaves nothing at --out (its staging folder is swept by the next run) but its store.
+        with atomic_folder(plan) as staging:
+            search = _Search(Path(data_dir), staging, settings, executor=executor, store=store)
+            summary = _run_steps(search, settings)
+            write_folder_manifest(staging, {"kind": "two-step search", "data": str(data_dir)}, schema=SEARCH_SCHEMA)
+    finally:
+        executor.close()
+        if store is not None:
+            with contextlib.suppress(OSError):  # gone (moved into the output), or holds trainings to resume
+                store.folder.rmdir()  # only when empty: a search that failed before its first training
     return summary
+
+
+def _executor(settings: SearchSettings):
+    if settings.executor == "ray":
+        from edgekit.search.ray_executor import RayExecutor
+
+        return RayExecutor(settings.ray_address, cpus=threads_per_candidate(settings),
+                           gpus=settings.gpus_per_candidate)
+    return LocalExecutor(settings.workers)
 
 
 def _run_steps(search: _Search, settings: SearchSettings) -> dict:
@@ -229,7 +276,7 @@ def _run_steps(search: _Search, settings: SearchSettings) -> dict:
     say(f"root {s.model}: training from scratch for {s.root_epochs} epochs")
     search.train([root], epochs=s.root_epochs, label="root")
 
-    current = root
+    current = chosen = root
     for round_index in range(s.max_rounds):
         config = ModelConfig.from_dict(current.config)
         child_configs = [with_replication(config, i) for i in eligible_blocks(config)][:s.max_candidates]
@@ -243,11 +290,11 @@ def _run_steps(search: _Search, settings: SearchSettings) -> dict:
         children = [search.new(f"1.{round_index + 1}", describe(child), child, current) for child in child_configs]
         say(f"step 1, round {round_index + 1}: {len(children)} replications of {describe(config)} + control")
         search.train([control, *children], epochs=s.epochs, label=f"step 1 round {round_index + 1}")
-        best = max(children, key=lambda c: c.score)
-        if best.score <= control.score:
-            say(f"no replication beats the control ({best.score:.2f} <= {control.score:.2f}): step 1 stops")
+        chosen = search.decide(control, children)
+        if chosen is control:
+            say(f"no replication beats the control significantly: step 1 stops at {describe(config)}")
             break
-        current = best
+        current = chosen
 
     config = ModelConfig.from_dict(current.config)
     positions = [k for k in split_positions(config)
@@ -258,20 +305,22 @@ def _run_steps(search: _Search, settings: SearchSettings) -> dict:
                   for child in (with_split(config, k, merge=s.merge) for k in positions)]
         say(f"step 2: split positions {positions} of {describe(config)} + control")
         search.train([control, *splits], epochs=s.epochs, label="step 2")
-    return _finish(search, search.out)
+        chosen = search.decide(control, splits)
+    return _finish(search, search.out, chosen)
 
 
-def _finish(search: _Search, out: Path) -> dict:
+def _finish(search: _Search, out: Path, best: Candidate) -> dict:
     candidates = search.candidates
     mark_pareto(candidates)
-    best = max(candidates, key=lambda c: (c.score, -c.params))
     shutil.copyfile(best.checkpoint, out / "best.pt")
     (out / "best_config.json").write_text(json.dumps({"candidate": best.id, "label": best.label, "config": best.config,
                                                       "preprocessing": search.preprocessing.to_dict()}, indent=2) + "\n")
+    stored = search.store.move_into(search.work)
     records = [asdict(c) for c in candidates]
     for record in records:  # relative: the folder is renamed into place when the search ends
         if record["checkpoint"]:
-            record["checkpoint"] = Path(record["checkpoint"]).relative_to(out).as_posix()
+            moved = stored / Path(record["checkpoint"]).relative_to(search.store.folder)
+            record["checkpoint"] = moved.relative_to(out).as_posix()
     summary = {"settings": asdict(search.settings), "classes": len(search.classes), "split": search.split_sizes,
                "best": best.id, "candidates": records}
     write_results(summary, out)
