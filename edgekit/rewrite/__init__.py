@@ -5,7 +5,12 @@ models; ``rewrite_onnx`` applies them one by one and keeps a rewrite only where 
 graph before it holds.
 """
 
-from edgekit.rewrite.registry import ExactRewrite, GraphRewrite, list_rewrites, register_rewrite
+from edgekit.rewrite.registry import (
+    ExactRewrite,
+    GraphRewrite,
+    list_rewrites,
+    register_rewrite,
+)
 from edgekit.rewrite.stage import PARITY_TOLERANCE, rewrite_onnx
 
 __all__ = ["PARITY_TOLERANCE", "ExactRewrite", "GraphRewrite", "list_rewrites", "register_rewrite", "rewrite_onnx"]

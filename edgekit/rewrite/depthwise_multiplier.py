@@ -10,8 +10,8 @@ fast int8 depthwise kernels need multiplier 1: vgg19_c32_col6 (16 such convs, k 
 from __future__ import annotations
 
 import numpy as np
-import onnx_ir as ir
-from onnxscript.rewriter._basics import MatchResult
+from onnxscript import ir
+from onnxscript.rewriter import MatchResult
 
 from edgekit.rewrite.registry import ExactRewrite, register_rewrite
 

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from onnxscript.rewriter._rewrite_rule import RewriteRule, RewriteRuleClassBase
+from onnxscript.rewriter import RewriteRule, RewriteRuleClassBase
 
 from edgekit.core.errors import EdgekitError
 

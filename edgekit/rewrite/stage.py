@@ -33,8 +33,8 @@ def rewrite_onnx(source: Path, destination: Path, check_inputs: np.ndarray, *, s
     ``time_fp32(path)`` gives a model's fp32 p50 in ms; with it each kept rewrite records its gain,
     and ``timing`` says where that was measured (without it, why not).
     """
-    import onnx_ir as ir
     import onnxscript
+    from onnxscript import ir
 
     model = ir.load(str(source))
     nodes_before = _count_nodes(model)
@@ -57,9 +57,9 @@ def rewrite_onnx(source: Path, destination: Path, check_inputs: np.ndarray, *, s
 
 def _try(rewrite: GraphRewrite, model, reference: np.ndarray, check_inputs: np.ndarray, path: Path):
     """(record, the rewritten model or None where it is not kept)."""
-    import onnx_ir as ir
+    from onnxscript import ir
     from onnxscript.ir.passes.common import RemoveUnusedNodesPass
-    from onnxscript.rewriter._rewrite_rule import RewriteRuleSet
+    from onnxscript.rewriter import RewriteRuleSet
 
     candidate = ir.from_proto(ir.to_proto(model))  # a copy: a rejected rewrite leaves the graph as it was
     rule = rewrite.make()

@@ -8,17 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx_ir as ir
 import pytest
 import torch
 from click.testing import CliRunner
 from onnx import TensorProto, helper
+from onnxscript import ir
 
 from edgekit.builder import export
 from edgekit.cli.commands import cli
 from edgekit.core.errors import EdgekitError
-from edgekit.rewrite import ExactRewrite, GraphRewrite, list_rewrites, register_rewrite, rewrite_onnx
-from edgekit.rewrite import stage
+from edgekit.rewrite import (
+    ExactRewrite,
+    GraphRewrite,
+    list_rewrites,
+    register_rewrite,
+    rewrite_onnx,
+    stage,
+)
 from edgekit.runtimes.sessions import ort_logits
 
 INPUTS = np.random.default_rng(0).standard_normal((4, 3, 12, 12), dtype=np.float32)
