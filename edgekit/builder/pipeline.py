@@ -268,16 +268,17 @@ def _rewrite(simplified: Path, fp32_onnx: Path, check_inputs: np.ndarray, scratc
     if not options.rewrite:
         shutil.copyfile(simplified, fp32_onnx)
         return None
-    time_fp32, timing = None, "not timed: --no-latency-check"
-    if options.check_latency:
-        why = (f"the {backend.runtime} target's gains are not timed (ONNX Runtime only)" if backend.runtime != "onnxruntime"
-               else None if backend.board is not None else why_latency_not_measured_here(backend.target))
-        if why is None:
-            shape = (1, *check_inputs.shape[1:])
-            time_fp32 = lambda path: backend.latency(path, shape, runs=30, warmup=5, max_seconds=5)  # noqa: E731
-            timing = f"fp32 p50 on {backend.timed_where()}, batch 1, {backend.target.threads} threads"
-        else:
-            timing = f"not timed: {why}"
+    why = _why_not_timed(backend, options, on_board=backend.board is not None)
+    if why is None and backend.runtime != "onnxruntime":
+        why = f"the {backend.runtime} target's gains are not timed (ONNX Runtime only)"
+    if why is not None:
+        return rewrite_onnx(simplified, fp32_onnx, check_inputs, scratch=scratch, timing=f"not timed: {why}")
+    shape = (1, *check_inputs.shape[1:])
+
+    def time_fp32(path: Path) -> float:
+        return backend.latency(path, shape, runs=30, warmup=5, max_seconds=5)
+
+    timing = f"fp32 p50 on {backend.timed_where()}, batch 1, {backend.target.threads} threads"
     return rewrite_onnx(simplified, fp32_onnx, check_inputs, scratch=scratch, time_fp32=time_fp32, timing=timing)
 
 
@@ -299,15 +300,22 @@ def _plan_int8(folder, scratch, manifest: ArtifactManifest, backend, calibration
     return plan_int8(folder, scratch / "plans", manifest, backend, calibration, images, labels, evaluation, request)
 
 
+def _why_not_timed(backend: RuntimeBackend, options: BuildOptions, *, on_board: bool) -> str | None:
+    """Why this build times nothing (the latency check, the rewrites' gains), or None where it can."""
+    if not options.check_latency:
+        return "--no-latency-check"
+    return None if on_board else why_latency_not_measured_here(backend.target)
+
+
 def _latency_check(folder: Path, manifest: ArtifactManifest, backend: RuntimeBackend, options: BuildOptions,
                    board_host: dict | None) -> LatencyCheck:
     """A short measured fp32 vs int8 comparison of the target runtime's models, on the board when the
     build has one (--host), else here when this host can stand for the target."""
     profile = backend.target
-    if not options.check_latency:
-        return LatencyCheck(measured=False, reason="disabled (--no-latency-check)")
-    if board_host is None and (why := why_latency_not_measured_here(profile)) is not None:
-        return LatencyCheck(measured=False, reason=f"{why}: measure on the target itself (build or bench --host)")
+    if (why := _why_not_timed(backend, options, on_board=board_host is not None)) is not None:
+        disabled = not options.check_latency
+        return LatencyCheck(measured=False, reason="disabled (--no-latency-check)" if disabled else
+                            f"{why}: measure on the target itself (build or bench --host)")
     entries = manifest.models_for(profile.runtime)
     timings = {}
     with progress(f"latency check on {backend.timed_where()}", len(entries)) as advance:
